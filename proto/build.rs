@@ -16,7 +16,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptor_path = out_dir.join("dbadger_descriptor.bin");
 
     let descriptors = protox::compile(PROTOS, ["."])?;
-    std::fs::write(&descriptor_path, prost::Message::encode_to_vec(&descriptors))?;
+    std::fs::write(
+        &descriptor_path,
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
 
     madsim_tonic_build::configure()
         .file_descriptor_set_path(&descriptor_path)

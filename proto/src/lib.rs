@@ -7,7 +7,13 @@
 //! simulator build; translation to and from `dbadger-core` types lives in `dbadger-grpc`.
 
 /// Version 1 of the dbadger protocol: messages, `Kv`, `Cluster` and `Raft` clients and servers.
-#[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic, rust_2018_idioms)]
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    clippy::all,
+    clippy::pedantic,
+    rust_2018_idioms
+)]
 pub mod v1 {
     tonic::include_proto!("dbadger.v1");
 }

@@ -1,0 +1,353 @@
+//! Node configuration: DBadger's options with DBadger's validation rules, and their translation
+//! into openraft's configuration.
+//!
+//! Timing options follow hashicorp/raft's meaning, which DBadger users know:
+//!
+//! | option | meaning | openraft |
+//! | --- | --- | --- |
+//! | `heartbeat_timeout` | a follower that hears nothing from a leader this long starts an election | `election_timeout_min` |
+//! | `election_timeout` | a candidate that has not won after this long starts a new election | `election_timeout_max = heartbeat_timeout + election_timeout` (elections are randomised over that span) |
+//! | `commit_timeout` | the longest a follower waits to learn a commit index when no writes flow | `heartbeat_interval = min(heartbeat_timeout / 10, commit_timeout)` |
+//! | `leader_lease_timeout` | the lease a leader could serve reads under without a quorum round | validated only: dbadger serves linearizable reads with ReadIndex, never a lease (a lease is only as safe as the clock-drift bound) |
+//! | `snapshot_threshold` | take a snapshot once this many entries were applied since the last | `SnapshotPolicy::LogsSinceLast` |
+//! | `trailing_logs` | entries kept after a snapshot, so slow followers catch up from the log | `max_in_snapshot_log_to_keep` |
+//! | `snapshot_interval` | check this often whether a snapshot is due (the node driver's timer) | - |
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::limits::Limits;
+
+/// The PEM material of a TLS identity or trust anchor: inline bytes or a file to read at start.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum PemSource {
+    /// PEM text held in memory.
+    Bytes(Vec<u8>),
+    /// A PEM file, read when the node starts.
+    Path(PathBuf),
+}
+
+/// Mutual TLS for the node's one port: every peer, node or client, must present a certificate
+/// signed by `ca`, and the node presents `cert`.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct TlsConfig {
+    /// The cluster CA certificate(s) that client and server certificates must chain to.
+    pub ca: PemSource,
+    /// This node's certificate chain (used as server and as client certificate).
+    pub cert: PemSource,
+    /// This node's private key.
+    pub key: PemSource,
+}
+
+/// How a node starts.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub enum StartMode {
+    /// Resume from the data directory; a new, empty node waits to be added by a cluster member.
+    #[default]
+    Resume,
+    /// Create a new one-node cluster (ignored if the data directory already holds one).
+    Bootstrap,
+    /// Ask a member of an existing cluster (any of these addresses) to add this node.
+    Join(Vec<String>),
+    /// Turn this node's data into a new one-node cluster after the rest of the old cluster was
+    /// lost, keeping everything it had.
+    Recover,
+}
+
+impl StartMode {
+    /// Builds the start mode from DBadger-style flags, refusing the combinations DBadger refuses:
+    /// bootstrap with join, recover with join, bootstrap with recover.
+    pub fn from_flags(
+        bootstrap: bool,
+        join: Vec<String>,
+        recover: bool,
+    ) -> Result<StartMode, ConfigError> {
+        match (bootstrap, join.is_empty(), recover) {
+            (true, false, _) => Err(ConfigError::Conflict {
+                first: "bootstrap",
+                second: "join",
+            }),
+            (_, false, true) => Err(ConfigError::Conflict {
+                first: "recover",
+                second: "join",
+            }),
+            (true, true, true) => Err(ConfigError::Conflict {
+                first: "bootstrap",
+                second: "recover",
+            }),
+            (true, true, false) => Ok(StartMode::Bootstrap),
+            (false, false, false) => Ok(StartMode::Join(join)),
+            (false, true, true) => Ok(StartMode::Recover),
+            (false, true, false) => Ok(StartMode::Resume),
+        }
+    }
+}
+
+/// Everything a node needs to start.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Config {
+    /// The `host:port` the node listens on for Raft, client gRPC and `/metrics`.
+    pub bind: String,
+    /// The `host:port` other nodes and clients use to reach this node; `None` means `bind`.
+    pub advertise: Option<String>,
+    /// The data directory (LMDB environment and snapshots). Unused in memory mode.
+    pub data_dir: PathBuf,
+    /// Keep everything in memory: no files at all, nothing survives the process.
+    pub in_memory: bool,
+    /// Mutual TLS; `None` serves plaintext.
+    pub tls: Option<TlsConfig>,
+    /// Bootstrap, join, recover or resume.
+    pub start: StartMode,
+    /// Remove this node from the cluster when it is stopped gracefully.
+    pub leave_on_stop: bool,
+    /// See the module table. Default 1 s (hashicorp/raft's default).
+    pub heartbeat_timeout: Duration,
+    /// See the module table. Default 1 s.
+    pub election_timeout: Duration,
+    /// See the module table. Default 500 ms; must not exceed `heartbeat_timeout`.
+    pub leader_lease_timeout: Duration,
+    /// See the module table. Default 50 ms.
+    pub commit_timeout: Duration,
+    /// See the module table. Default 120 s.
+    pub snapshot_interval: Duration,
+    /// See the module table. Default 8,192 entries.
+    pub snapshot_threshold: u64,
+    /// How many snapshot files to keep in the data directory. Default 2.
+    pub snapshot_retain: usize,
+    /// See the module table. Default 10,240 entries.
+    pub trailing_logs: u64,
+    /// The longest a snapshot transfer to one follower may take. Default 60 s.
+    pub snapshot_transfer_timeout: Duration,
+    /// The deadline of a call that does not bring its own. Default 5 s.
+    pub request_timeout: Duration,
+    /// The most disk the store may use. At this size writes fail with "storage full" while
+    /// reads keep working. Default 64 GiB.
+    pub max_storage_bytes: u64,
+    /// Request and response limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: "127.0.0.1:7400".to_owned(),
+            advertise: None,
+            data_dir: PathBuf::from("dbadger-data"),
+            in_memory: false,
+            tls: None,
+            start: StartMode::Resume,
+            leave_on_stop: true,
+            heartbeat_timeout: Duration::from_millis(1000),
+            election_timeout: Duration::from_millis(1000),
+            leader_lease_timeout: Duration::from_millis(500),
+            commit_timeout: Duration::from_millis(50),
+            snapshot_interval: Duration::from_secs(120),
+            snapshot_threshold: 8192,
+            snapshot_retain: 2,
+            trailing_logs: 10_240,
+            snapshot_transfer_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(5),
+            max_storage_bytes: 64 << 30,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Timers shorter than this cannot be honoured by any scheduler (hashicorp/raft's floor).
+const MIN_TIMER: Duration = Duration::from_millis(5);
+/// The smallest useful storage bound: LMDB needs some pages for its own metadata.
+const MIN_STORAGE_BYTES: u64 = 1 << 20;
+
+impl Config {
+    /// The address peers and clients should use.
+    pub fn advertised_address(&self) -> &str {
+        self.advertise.as_deref().unwrap_or(&self.bind)
+    }
+
+    /// Checks every rule; the first broken one is reported.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_start()?;
+        self.validate_timers()?;
+        self.validate_sizes()?;
+        check_address("bind", &self.bind)?;
+        if let Some(advertise) = &self.advertise {
+            check_address("advertise", advertise)?;
+        }
+        Ok(())
+    }
+
+    fn validate_start(&self) -> Result<(), ConfigError> {
+        match &self.start {
+            StartMode::Join(addresses) => {
+                if addresses.is_empty() {
+                    return Err(ConfigError::OutOfRange {
+                        option: "join",
+                        value: "[]".to_owned(),
+                        rule: "needs at least one member address",
+                    });
+                }
+                addresses
+                    .iter()
+                    .try_for_each(|address| check_address("join", address))
+            }
+            StartMode::Recover if self.in_memory => Err(ConfigError::Conflict {
+                first: "recover",
+                second: "in_memory",
+            }),
+            StartMode::Resume | StartMode::Bootstrap | StartMode::Recover => Ok(()),
+        }
+    }
+
+    fn validate_timers(&self) -> Result<(), ConfigError> {
+        at_least("heartbeat_timeout", self.heartbeat_timeout, MIN_TIMER)?;
+        at_least("election_timeout", self.election_timeout, MIN_TIMER)?;
+        at_least("leader_lease_timeout", self.leader_lease_timeout, MIN_TIMER)?;
+        at_least(
+            "commit_timeout",
+            self.commit_timeout,
+            Duration::from_millis(1),
+        )?;
+        at_least("snapshot_interval", self.snapshot_interval, MIN_TIMER)?;
+        at_least(
+            "request_timeout",
+            self.request_timeout,
+            Duration::from_millis(1),
+        )?;
+        at_least(
+            "snapshot_transfer_timeout",
+            self.snapshot_transfer_timeout,
+            MIN_TIMER,
+        )?;
+        not_above(
+            "heartbeat_timeout",
+            self.heartbeat_timeout,
+            "election_timeout",
+            self.election_timeout,
+        )?;
+        not_above(
+            "leader_lease_timeout",
+            self.leader_lease_timeout,
+            "heartbeat_timeout",
+            self.heartbeat_timeout,
+        )
+    }
+
+    fn validate_sizes(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        let positive = [
+            ("snapshot_threshold", self.snapshot_threshold),
+            ("snapshot_retain", self.snapshot_retain as u64),
+            ("limits.max_value_bytes", limits.max_value_bytes as u64),
+            (
+                "limits.max_batch_operations",
+                limits.max_batch_operations as u64,
+            ),
+            ("limits.max_request_bytes", limits.max_request_bytes as u64),
+            (
+                "limits.max_response_bytes",
+                limits.max_response_bytes as u64,
+            ),
+        ];
+        for (option, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::OutOfRange {
+                    option,
+                    value: "0".to_owned(),
+                    rule: "must be at least 1",
+                });
+            }
+        }
+        if limits.max_value_bytes > limits.max_request_bytes {
+            return Err(ConfigError::OutOfRange {
+                option: "limits.max_value_bytes",
+                value: limits.max_value_bytes.to_string(),
+                rule: "must not exceed limits.max_request_bytes",
+            });
+        }
+        if !self.in_memory && self.max_storage_bytes < MIN_STORAGE_BYTES {
+            return Err(ConfigError::OutOfRange {
+                option: "max_storage_bytes",
+                value: self.max_storage_bytes.to_string(),
+                rule: "must be at least 1 MiB",
+            });
+        }
+        Ok(())
+    }
+
+    /// The openraft configuration these options stand for (see the module table).
+    pub fn raft_config(&self) -> Result<openraft::Config, ConfigError> {
+        self.validate()?;
+        let heartbeat_timeout_ms = millis(self.heartbeat_timeout);
+        let heartbeat_interval_ms = (heartbeat_timeout_ms / 10)
+            .min(millis(self.commit_timeout))
+            .max(1);
+        let config = openraft::Config {
+            cluster_name: "dbadger".to_owned(),
+            election_timeout_min: heartbeat_timeout_ms,
+            election_timeout_max: heartbeat_timeout_ms + millis(self.election_timeout),
+            heartbeat_interval: heartbeat_interval_ms,
+            install_snapshot_timeout: millis(self.snapshot_transfer_timeout),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_threshold),
+            max_in_snapshot_log_to_keep: self.trailing_logs,
+            enable_pre_vote: Some(true),
+            ..openraft::Config::default()
+        };
+        config.validate().map_err(|_| ConfigError::OutOfRange {
+            option: "heartbeat_timeout",
+            value: format!("{heartbeat_timeout_ms} ms"),
+            rule: "gives openraft an invalid timing configuration",
+        })
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn at_least(option: &'static str, value: Duration, minimum: Duration) -> Result<(), ConfigError> {
+    if value < minimum {
+        return Err(ConfigError::OutOfRange {
+            option,
+            value: format!("{value:?}"),
+            rule: "is below the smallest usable timer",
+        });
+    }
+    Ok(())
+}
+
+fn not_above(
+    smaller: &'static str,
+    smaller_value: Duration,
+    larger: &'static str,
+    larger_value: Duration,
+) -> Result<(), ConfigError> {
+    if smaller_value > larger_value {
+        return Err(ConfigError::Ordering {
+            smaller,
+            smaller_ms: millis(smaller_value),
+            larger,
+            larger_ms: millis(larger_value),
+        });
+    }
+    Ok(())
+}
+
+/// `host:port` with a non-empty host and a numeric port (IPv6 hosts in brackets).
+fn check_address(option: &'static str, address: &str) -> Result<(), ConfigError> {
+    let invalid = || ConfigError::OutOfRange {
+        option,
+        value: address.to_owned(),
+        rule: "must be host:port",
+    };
+    let (host, port) = address.rsplit_once(':').ok_or_else(invalid)?;
+    let host_ok =
+        !host.is_empty() && (!host.contains(':') || (host.starts_with('[') && host.ends_with(']')));
+    if !host_ok || port.parse::<u16>().is_err() {
+        return Err(invalid());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

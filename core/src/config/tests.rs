@@ -1,0 +1,186 @@
+//! DBadger's configuration rules, each shown to accept and to refuse.
+
+use super::*;
+
+/// The defaults pass validation and translate into a valid openraft configuration.
+#[test]
+fn defaults_are_valid_and_map_to_openraft() {
+    let config = Config::default();
+    assert_eq!(config.validate(), Ok(()));
+    let raft = config.raft_config().expect("defaults are valid");
+    assert_eq!(raft.election_timeout_min, 1000);
+    assert_eq!(raft.election_timeout_max, 2000);
+    assert_eq!(
+        raft.heartbeat_interval, 50,
+        "min(heartbeat/10, commit_timeout)"
+    );
+    assert_eq!(raft.max_in_snapshot_log_to_keep, 10_240);
+    assert_eq!(raft.enable_pre_vote, Some(true));
+}
+
+/// DBadger refuses bootstrap with join, recover with join, and bootstrap with recover.
+#[test]
+fn start_flags_follow_dbadger_rules() {
+    let peer = || vec!["10.0.0.1:7400".to_owned()];
+    assert!(matches!(
+        StartMode::from_flags(true, peer(), false),
+        Err(ConfigError::Conflict {
+            first: "bootstrap",
+            second: "join"
+        })
+    ));
+    assert!(matches!(
+        StartMode::from_flags(false, peer(), true),
+        Err(ConfigError::Conflict {
+            first: "recover",
+            second: "join"
+        })
+    ));
+    assert!(matches!(
+        StartMode::from_flags(true, vec![], true),
+        Err(ConfigError::Conflict {
+            first: "bootstrap",
+            second: "recover"
+        })
+    ));
+    assert_eq!(
+        StartMode::from_flags(true, vec![], false),
+        Ok(StartMode::Bootstrap)
+    );
+    assert_eq!(
+        StartMode::from_flags(false, peer(), false),
+        Ok(StartMode::Join(peer()))
+    );
+    assert_eq!(
+        StartMode::from_flags(false, vec![], true),
+        Ok(StartMode::Recover)
+    );
+    assert_eq!(
+        StartMode::from_flags(false, vec![], false),
+        Ok(StartMode::Resume)
+    );
+}
+
+/// The election timeout may equal but not undercut the heartbeat timeout.
+#[test]
+fn election_timeout_must_not_be_below_heartbeat_timeout() {
+    let mut config = Config {
+        election_timeout: Duration::from_millis(1000),
+        ..Config::default()
+    };
+    assert_eq!(config.validate(), Ok(()));
+    config.election_timeout = Duration::from_millis(999);
+    assert_eq!(
+        config.validate(),
+        Err(ConfigError::Ordering {
+            smaller: "heartbeat_timeout",
+            smaller_ms: 1000,
+            larger: "election_timeout",
+            larger_ms: 999
+        })
+    );
+}
+
+/// The leader lease may equal but not exceed the heartbeat timeout.
+#[test]
+fn lease_must_not_exceed_heartbeat_timeout() {
+    let mut config = Config {
+        leader_lease_timeout: Duration::from_millis(1000),
+        ..Config::default()
+    };
+    assert_eq!(config.validate(), Ok(()));
+    config.leader_lease_timeout = Duration::from_millis(1001);
+    assert!(matches!(
+        config.validate(),
+        Err(ConfigError::Ordering {
+            smaller: "leader_lease_timeout",
+            ..
+        })
+    ));
+}
+
+/// Timers below 5 ms (1 ms for commit and request timeouts) are refused.
+#[test]
+fn timers_have_a_floor() {
+    let config = Config {
+        heartbeat_timeout: Duration::from_millis(4),
+        election_timeout: Duration::from_millis(4),
+        leader_lease_timeout: Duration::from_millis(4),
+        ..Config::default()
+    };
+    assert!(matches!(
+        config.validate(),
+        Err(ConfigError::OutOfRange {
+            option: "heartbeat_timeout",
+            ..
+        })
+    ));
+    let config = Config {
+        commit_timeout: Duration::ZERO,
+        ..Config::default()
+    };
+    assert!(matches!(
+        config.validate(),
+        Err(ConfigError::OutOfRange {
+            option: "commit_timeout",
+            ..
+        })
+    ));
+}
+
+/// Recovering an in-memory node is refused: there is nothing to recover.
+#[test]
+fn recover_needs_a_disk() {
+    let config = Config {
+        in_memory: true,
+        start: StartMode::Recover,
+        ..Config::default()
+    };
+    assert_eq!(
+        config.validate(),
+        Err(ConfigError::Conflict {
+            first: "recover",
+            second: "in_memory"
+        })
+    );
+}
+
+/// Addresses must be host:port; bracketed IPv6 hosts are accepted.
+#[test]
+fn addresses_must_be_host_and_port() {
+    for good in ["127.0.0.1:7400", "node-1.example:1", "[::1]:7400"] {
+        let config = Config {
+            bind: good.to_owned(),
+            ..Config::default()
+        };
+        assert_eq!(config.validate(), Ok(()), "{good}");
+    }
+    for bad in ["127.0.0.1", ":7400", "host:port", "::1:7400", "host:70000"] {
+        let config = Config {
+            bind: bad.to_owned(),
+            ..Config::default()
+        };
+        assert!(config.validate().is_err(), "{bad} accepted");
+    }
+    let config = Config {
+        start: StartMode::Join(vec![]),
+        ..Config::default()
+    };
+    assert!(config.validate().is_err(), "empty join list accepted");
+}
+
+/// Zero-sized limits and a value limit above the request limit are refused.
+#[test]
+fn sizes_are_checked() {
+    let mut config = Config::default();
+    config.limits.max_batch_operations = 0;
+    assert!(config.validate().is_err());
+    let mut config = Config::default();
+    config.limits.max_value_bytes = config.limits.max_request_bytes + 1;
+    assert!(config.validate().is_err());
+    let config = Config {
+        max_storage_bytes: 1000,
+        ..Config::default()
+    };
+    assert!(config.validate().is_err());
+}

@@ -1,0 +1,255 @@
+//! The errors of dbadger-core: one enum for the crate, with a detail type per concern.
+//!
+//! Request errors ([`InvalidArgument`]) are the caller's to fix; [`DecodeError`] means bytes from
+//! the network or disk are not a valid encoding; [`StorageError`] is the store failing;
+//! [`ConfigError`] rejects a configuration before anything starts.
+
+use std::io;
+
+/// Any error dbadger-core reports.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request is malformed or exceeds a limit; nothing was changed.
+    #[error(transparent)]
+    InvalidArgument(#[from] InvalidArgument),
+    /// Bytes do not decode as the expected encoding.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The configuration breaks a rule.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// A request that breaks a validation rule. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidArgument {
+    /// A key is empty.
+    #[error("empty key")]
+    EmptyKey,
+    /// A key is longer than LMDB's 511-byte maximum.
+    #[error("key of {len} bytes exceeds the maximum of {max} bytes")]
+    KeyTooLong {
+        /// The key's length in bytes.
+        len: usize,
+        /// The maximum key length in bytes.
+        max: usize,
+    },
+    /// A value is larger than the configured maximum.
+    #[error("value of {len} bytes exceeds the maximum of {max} bytes")]
+    ValueTooLarge {
+        /// The value's length in bytes.
+        len: usize,
+        /// The configured maximum value length in bytes.
+        max: usize,
+    },
+    /// `set_many` was given different numbers of keys and values.
+    #[error("set_many got {keys} keys but {values} values")]
+    LengthMismatch {
+        /// How many keys were given.
+        keys: usize,
+        /// How many values were given.
+        values: usize,
+    },
+    /// One request names more keys than the configured maximum.
+    #[error("request has {count} operations, more than the maximum of {max}")]
+    TooManyOperations {
+        /// How many keys the request names.
+        count: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// One request carries more key and value bytes than the configured maximum.
+    #[error("request carries {bytes} bytes, more than the maximum of {max}")]
+    RequestTooLarge {
+        /// The request's key and value bytes.
+        bytes: usize,
+        /// The configured maximum.
+        max: usize,
+    },
+}
+
+/// Bytes that are not a valid encoding. Decoding never panics; it reports one of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The input ended in the middle of a value.
+    #[error("input ends early: {needed} more bytes needed for {what}")]
+    UnexpectedEnd {
+        /// What was being decoded.
+        what: &'static str,
+        /// How many bytes were missing.
+        needed: usize,
+    },
+    /// A complete value was decoded but bytes were left over.
+    #[error("{count} trailing bytes after the encoded value")]
+    TrailingBytes {
+        /// How many bytes were left.
+        count: usize,
+    },
+    /// The format version byte is not one this build understands.
+    #[error("unsupported {what} format version {version}")]
+    UnsupportedVersion {
+        /// Which format.
+        what: &'static str,
+        /// The version found.
+        version: u16,
+    },
+    /// A tag byte names no known variant.
+    #[error("unknown {what} tag {tag}")]
+    UnknownTag {
+        /// Which enumeration.
+        what: &'static str,
+        /// The tag found.
+        tag: u8,
+    },
+    /// A length or count is larger than the rest of the input could hold.
+    #[error("{what} length {len} exceeds the {remaining} bytes left")]
+    LengthOutOfBounds {
+        /// What the length describes.
+        what: &'static str,
+        /// The length found.
+        len: u64,
+        /// The bytes left in the input.
+        remaining: usize,
+    },
+    /// The bytes decode but are not in the one canonical form this codec writes (for example a
+    /// boolean other than 0 or 1, or set members out of order).
+    #[error("non-canonical encoding of {what}")]
+    NonCanonical {
+        /// What was non-canonical.
+        what: &'static str,
+    },
+    /// A string field is not UTF-8.
+    #[error("{what} is not valid UTF-8")]
+    InvalidUtf8 {
+        /// Which field.
+        what: &'static str,
+    },
+    /// A membership config violates openraft's rules (empty config, voter without a node).
+    #[error("invalid membership: {reason}")]
+    InvalidMembership {
+        /// Why openraft refused it.
+        reason: String,
+    },
+    /// The file does not start with the expected magic bytes.
+    #[error("not a {what}: bad magic bytes")]
+    BadMagic {
+        /// What the file should have been.
+        what: &'static str,
+    },
+    /// A checksum does not match the data.
+    #[error("checksum mismatch: stored {stored:#010x}, computed {computed:#010x}")]
+    ChecksumMismatch {
+        /// The checksum in the data.
+        stored: u32,
+        /// The checksum of the bytes read.
+        computed: u32,
+    },
+    /// Reading the underlying stream failed.
+    #[error("read failed: {0}")]
+    Read(String),
+}
+
+/// The store failed. Whatever the store acknowledged before is still there.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// The store has reached its configured maximum size: writes fail, reads keep working.
+    #[error("storage full: the store reached its maximum of {max_bytes} bytes")]
+    Full {
+        /// The configured maximum size in bytes.
+        max_bytes: u64,
+    },
+    /// Stored bytes do not decode: the store is damaged.
+    #[error("corrupt {what}: {source}")]
+    Corrupt {
+        /// What was being read.
+        what: &'static str,
+        /// Why it does not decode.
+        source: DecodeError,
+    },
+    /// A log entry the store should hold is missing (a hole in the log).
+    #[error("log entry {index} is missing")]
+    MissingEntry {
+        /// The missing index.
+        index: u64,
+    },
+    /// A request the store's contract forbids, such as appending with a gap.
+    #[error("storage contract violation: {0}")]
+    Contract(String),
+    /// The operating system or the storage engine reported an error.
+    #[error("storage I/O: {0}")]
+    Io(#[from] io::Error),
+    /// The simulator injected this fault.
+    #[error("injected fault: {0}")]
+    Injected(String),
+}
+
+impl StorageError {
+    /// Wraps a decode failure of stored bytes.
+    pub fn corrupt(what: &'static str, source: DecodeError) -> StorageError {
+        StorageError::Corrupt { what, source }
+    }
+}
+
+/// openraft speaks `std::io::Error`; the conversion keeps the kind (so storage-full stays
+/// recognisable as [`io::ErrorKind::StorageFull`]) and the message.
+impl From<StorageError> for io::Error {
+    fn from(error: StorageError) -> io::Error {
+        match error {
+            StorageError::Io(inner) => inner,
+            StorageError::Full { .. } => io::Error::new(io::ErrorKind::StorageFull, error),
+            StorageError::Corrupt { .. } => io::Error::new(io::ErrorKind::InvalidData, error),
+            other => io::Error::other(other),
+        }
+    }
+}
+
+/// A configuration that breaks one of dbadger's rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// Two options that exclude each other were both set.
+    #[error("{first} and {second} cannot be used together")]
+    Conflict {
+        /// One option.
+        first: &'static str,
+        /// The other option.
+        second: &'static str,
+    },
+    /// An option needs another one that is missing.
+    #[error("{option} requires {required}")]
+    Requires {
+        /// The option that was set.
+        option: &'static str,
+        /// The option it needs.
+        required: &'static str,
+    },
+    /// A value is outside its allowed range.
+    #[error("{option} = {value} is invalid: {rule}")]
+    OutOfRange {
+        /// The option.
+        option: &'static str,
+        /// Its value, rendered.
+        value: String,
+        /// The rule it breaks.
+        rule: &'static str,
+    },
+    /// One timing option must not exceed another.
+    #[error("{smaller} ({smaller_ms} ms) must not exceed {larger} ({larger_ms} ms)")]
+    Ordering {
+        /// The option that must be the smaller.
+        smaller: &'static str,
+        /// Its value in milliseconds.
+        smaller_ms: u64,
+        /// The option that must be the larger.
+        larger: &'static str,
+        /// Its value in milliseconds.
+        larger_ms: u64,
+    },
+}

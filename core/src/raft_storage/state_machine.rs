@@ -1,0 +1,133 @@
+//! `RaftStateMachine` over a [`StateMachineStore`].
+
+use std::io;
+use std::sync::Arc;
+
+use futures_util::{Stream, TryStreamExt};
+use openraft::storage::{EntryResponder, RaftStateMachine};
+use openraft::{AsyncRuntime, EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot};
+
+use crate::raft_types::{LogId, RaftTypes, SnapshotMeta, StoredMembership};
+use crate::response::Response;
+use crate::rules;
+use crate::snapshot::{build_snapshot, install_snapshot};
+use crate::storage::{StateMachineStore, StateRead, StateWrite};
+
+/// The state machine of one node, as openraft sees it: a shared handle to a
+/// [`StateMachineStore`].
+#[derive(Debug)]
+pub struct RaftStateMachineStore<S> {
+    store: Arc<S>,
+}
+
+impl<S> Clone for RaftStateMachineStore<S> {
+    fn clone(&self) -> Self {
+        RaftStateMachineStore {
+            store: Arc::clone(&self.store),
+        }
+    }
+}
+
+impl<S: StateMachineStore> RaftStateMachineStore<S> {
+    /// Wraps a state-machine store.
+    pub fn new(store: Arc<S>) -> RaftStateMachineStore<S> {
+        RaftStateMachineStore { store }
+    }
+
+    /// The underlying store, for reads.
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+}
+
+type SnapshotOf<S> = Snapshot<
+    crate::raft_types::LeaderId,
+    crate::raft_types::NodeId,
+    crate::raft_types::Node,
+    <S as StateMachineStore>::Snapshot,
+>;
+
+impl<S, RT> RaftSnapshotBuilder<RaftTypes<RT>> for RaftStateMachineStore<S>
+where
+    S: StateMachineStore,
+    RT: AsyncRuntime,
+{
+    type SnapshotData = S::Snapshot;
+
+    async fn build_snapshot(&mut self) -> Result<SnapshotOf<S>, io::Error> {
+        let (meta, snapshot) = build_snapshot(&*self.store)?;
+        Ok(Snapshot { meta, snapshot })
+    }
+}
+
+impl<S, RT> RaftStateMachine<RaftTypes<RT>> for RaftStateMachineStore<S>
+where
+    S: StateMachineStore,
+    RT: AsyncRuntime,
+{
+    type SnapshotData = S::Snapshot;
+    type SnapshotBuilder = RaftStateMachineStore<S>;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
+        let state = self.store.read()?.applied_state()?;
+        Ok((state.last_applied, state.membership))
+    }
+
+    /// Applies every entry the stream yields in one transaction, committed before any response
+    /// is sent: a client is answered only once its write and the applied log id are stored
+    /// together.
+    async fn apply<Strm>(&mut self, entries: Strm) -> Result<(), io::Error>
+    where
+        Strm:
+            Stream<Item = Result<EntryResponder<RaftTypes<RT>>, io::Error>> + Unpin + OptionalSend,
+    {
+        let batch: Vec<EntryResponder<RaftTypes<RT>>> = entries.try_collect().await?;
+        let Some((last, _)) = batch.last() else {
+            return Ok(());
+        };
+        let last_applied = last.log_id;
+        let mut txn = self.store.write()?;
+        let mut applied = txn.applied_state()?;
+        let mut responses = Vec::with_capacity(batch.len());
+        for (entry, responder) in batch {
+            let response = match &entry.payload {
+                EntryPayload::Blank => Response::Empty,
+                EntryPayload::Normal(command) => {
+                    rules::apply(command, entry.log_id.index, &mut txn)?
+                }
+                EntryPayload::Membership(membership) => {
+                    applied.membership =
+                        StoredMembership::new(Some(entry.log_id), membership.clone());
+                    Response::Empty
+                }
+            };
+            responses.push((responder, response));
+        }
+        applied.last_applied = Some(last_applied);
+        txn.set_applied_state(&applied)?;
+        txn.commit()?;
+        for (responder, response) in responses {
+            if let Some(responder) = responder {
+                responder.send(response);
+            }
+        }
+        Ok(())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: S::Snapshot,
+    ) -> Result<(), io::Error> {
+        Ok(install_snapshot(&*self.store, meta, snapshot)?)
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf<S>>, io::Error> {
+        let current = self.store.current_snapshot()?;
+        Ok(current.map(|(meta, snapshot)| Snapshot { meta, snapshot }))
+    }
+}

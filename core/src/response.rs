@@ -1,0 +1,76 @@
+//! Answers to commands and queries.
+
+/// One stored pair with the revision (log index) of its last write.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct KeyValue {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value.
+    pub value: Vec<u8>,
+    /// The log index of the write that stored this value.
+    pub revision: u64,
+}
+
+/// A value and its revision, as a store holds it under a key.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Versioned {
+    /// The value.
+    pub value: Vec<u8>,
+    /// The log index of the write that stored this value.
+    pub revision: u64,
+}
+
+/// The answer for one key of a [`crate::Query::GetMany`]: the key and, if it exists, its value.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Lookup {
+    /// The requested key.
+    pub key: Vec<u8>,
+    /// The stored value, or `None` when the key does not exist.
+    pub found: Option<Versioned>,
+}
+
+/// The result of a command or query.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Response {
+    /// Log entries that carry no command (blank and membership entries) answer this.
+    Empty,
+    /// A `Set` or `SetMany` applied at `revision`.
+    Written {
+        /// The log index at which the write applied.
+        revision: u64,
+    },
+    /// A `Delete`, `DeleteMany`, `DeletePrefix` or `DeleteAll` applied at `revision`.
+    Deleted {
+        /// The log index at which the delete applied.
+        revision: u64,
+        /// How many existing keys it removed.
+        deleted: u64,
+    },
+    /// A `DeleteRange` applied at `revision` and removed `keys`, in key order.
+    DeletedKeys {
+        /// The log index at which the delete applied.
+        revision: u64,
+        /// The removed keys, in key order.
+        keys: Vec<Vec<u8>>,
+    },
+    /// A `CompareAndSet` applied at `revision`.
+    CompareAndSet {
+        /// The log index at which the command applied (whether or not it succeeded).
+        revision: u64,
+        /// Whether the condition held and the change was made.
+        succeeded: bool,
+        /// The key's entry after the command; `None` if the key does not exist.
+        current: Option<KeyValue>,
+    },
+    /// A `Get`: the entry, or `None` when the key does not exist.
+    Value(Option<KeyValue>),
+    /// A `GetMany`: one lookup per requested key, in request order.
+    Values(Vec<Lookup>),
+    /// A `GetPrefix` or `GetRange`: entries in key order.
+    Range {
+        /// The entries.
+        entries: Vec<KeyValue>,
+        /// True when the answer was cut short by `count` or by the response-size limit.
+        more: bool,
+    },
+}

@@ -1,0 +1,169 @@
+//! The naive model of DESIGN.md §3: the key-value semantics written a second time, as plainly as
+//! possible (linear filters over a sorted map), independently of [`crate::rules`]. Property
+//! tests and fuzz targets check the rules against it.
+
+use std::collections::BTreeMap;
+
+use crate::command::{Command, Expected, NewValue};
+use crate::limits::Limits;
+use crate::query::Query;
+use crate::response::{KeyValue, Lookup, Response, Versioned};
+
+/// The obvious, slow semantics of DESIGN.md §3, written independently of the rules: linear
+/// filters over a sorted map.
+#[derive(Default)]
+pub struct Model {
+    map: BTreeMap<Vec<u8>, (Vec<u8>, u64)>,
+}
+
+impl Model {
+    /// Every pair: key to (value, revision).
+    pub fn pairs(&self) -> &BTreeMap<Vec<u8>, (Vec<u8>, u64)> {
+        &self.map
+    }
+
+    /// The entry stored under `key`.
+    pub fn entry(&self, key: &[u8]) -> Option<KeyValue> {
+        self.map.get(key).map(|(value, revision)| KeyValue {
+            key: key.to_vec(),
+            value: value.clone(),
+            revision: *revision,
+        })
+    }
+
+    /// Applies `command` as the write at `revision`.
+    pub fn apply(&mut self, command: &Command, revision: u64) -> Response {
+        match command {
+            Command::Set { key, value } => {
+                self.map.insert(key.clone(), (value.clone(), revision));
+                Response::Written { revision }
+            }
+            Command::SetMany { pairs } => {
+                for (key, value) in pairs {
+                    self.map.insert(key.clone(), (value.clone(), revision));
+                }
+                Response::Written { revision }
+            }
+            Command::Delete { key } => Response::Deleted {
+                revision,
+                deleted: u64::from(self.map.remove(key).is_some()),
+            },
+            Command::DeleteMany { keys } => {
+                let deleted = keys
+                    .iter()
+                    .filter(|key| self.map.remove(*key).is_some())
+                    .count();
+                Response::Deleted {
+                    revision,
+                    deleted: deleted as u64,
+                }
+            }
+            Command::DeletePrefix { prefix } => {
+                let before = self.map.len();
+                self.map.retain(|key, _| !key.starts_with(prefix));
+                Response::Deleted {
+                    revision,
+                    deleted: (before - self.map.len()) as u64,
+                }
+            }
+            Command::DeleteRange { min, max } => {
+                let keys: Vec<Vec<u8>> = self
+                    .map
+                    .keys()
+                    .filter(|key| in_range(key, min.as_deref(), max.as_deref()))
+                    .cloned()
+                    .collect();
+                for key in &keys {
+                    self.map.remove(key);
+                }
+                Response::DeletedKeys { revision, keys }
+            }
+            Command::DeleteAll => {
+                let deleted = self.map.len() as u64;
+                self.map.clear();
+                Response::Deleted { revision, deleted }
+            }
+            Command::CompareAndSet { key, expected, new } => {
+                let current = self.entry(key);
+                let holds = match expected {
+                    Expected::Value(value) => current.as_ref().is_some_and(|c| c.value == *value),
+                    Expected::Revision(wanted) => {
+                        current.as_ref().is_some_and(|c| c.revision == *wanted)
+                    }
+                    Expected::Absent => current.is_none(),
+                };
+                if holds {
+                    match new {
+                        NewValue::Value(value) => {
+                            self.map.insert(key.clone(), (value.clone(), revision));
+                        }
+                        NewValue::Delete => {
+                            self.map.remove(key);
+                        }
+                    }
+                }
+                Response::CompareAndSet {
+                    revision,
+                    succeeded: holds,
+                    current: self.entry(key),
+                }
+            }
+        }
+    }
+
+    /// Answers `query` under `limits`.
+    pub fn read(&self, query: &Query, limits: &Limits) -> Response {
+        match query {
+            Query::Get { key } => Response::Value(self.entry(key)),
+            Query::GetMany { keys } => Response::Values(
+                keys.iter()
+                    .map(|key| Lookup {
+                        key: key.clone(),
+                        found: self.map.get(key).map(|(value, revision)| Versioned {
+                            value: value.clone(),
+                            revision: *revision,
+                        }),
+                    })
+                    .collect(),
+            ),
+            Query::GetPrefix { prefix } => self.cut(|key| key.starts_with(prefix), 0, limits),
+            Query::GetRange { min, max, count } => self.cut(
+                |key| in_range(key, min.as_deref(), max.as_deref()),
+                *count,
+                limits,
+            ),
+        }
+    }
+
+    /// All matching entries, then cut at `count` or where the byte budget would be exceeded
+    /// (keeping at least one entry).
+    fn cut(&self, matches: impl Fn(&[u8]) -> bool, count: u64, limits: &Limits) -> Response {
+        let all: Vec<KeyValue> = self
+            .map
+            .keys()
+            .filter(|key| matches(key))
+            .filter_map(|key| self.entry(key))
+            .collect();
+        let mut kept = Vec::new();
+        let mut bytes = 0;
+        for entry in &all {
+            let size = entry.key.len() + entry.value.len();
+            let full = count != 0 && kept.len() as u64 == count;
+            let over = !kept.is_empty() && bytes + size > limits.max_response_bytes;
+            if full || over {
+                break;
+            }
+            bytes += size;
+            kept.push(entry.clone());
+        }
+        let more = kept.len() < all.len();
+        Response::Range {
+            entries: kept,
+            more,
+        }
+    }
+}
+
+fn in_range(key: &[u8], min: Option<&[u8]>, max: Option<&[u8]>) -> bool {
+    min.is_none_or(|min| key >= min) && max.is_none_or(|max| key <= max)
+}
