@@ -18,8 +18,11 @@ mod targets;
 pub use allocation::{CountingAllocator, allocated_during};
 pub use targets::{decode_log_entry, decode_snapshot, state_machine_ops};
 
+/// A fuzz target: a property checked on one input, panicking when it fails.
+pub type Target = fn(&[u8]);
+
 /// The fuzz targets by name, for the corpus replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("decode_log_entry", decode_log_entry),
     ("decode_snapshot", decode_snapshot),
     ("state_machine_ops", state_machine_ops),

@@ -11,12 +11,12 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::ops::{Bound, ControlFlow};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{
-    AppliedState, FlushCallback, KvRead, KvWrite, LogBounds, LogStore, SnapshotData, SnapshotSink,
-    StateMachineStore, StateRead, StateWrite, StorageResult,
+    AppliedState, FlushCallback, KvRead, KvWrite, LogBounds, LogStore, ScanVisitor, SnapshotData,
+    SnapshotSink, StateMachineStore, StateRead, StateWrite, StorageResult,
 };
 use crate::error::StorageError;
 use crate::raft_types::{LogEntry, LogId, SnapshotMeta, Vote};
@@ -240,7 +240,7 @@ impl KvRead for MemoryRead<'_> {
         &self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8], u64) -> ControlFlow<()>,
+        visit: &mut ScanVisitor<'_>,
     ) -> StorageResult<()> {
         scan_map(&self.state.data, lower, upper, visit);
         Ok(())
@@ -280,7 +280,7 @@ impl KvRead for MemoryWrite<'_> {
         &self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8], u64) -> ControlFlow<()>,
+        visit: &mut ScanVisitor<'_>,
     ) -> StorageResult<()> {
         scan_map(&self.state.data, lower, upper, visit);
         Ok(())
@@ -412,7 +412,7 @@ fn scan_map(
     map: &BTreeMap<Vec<u8>, Versioned>,
     lower: Bound<&[u8]>,
     upper: Bound<&[u8]>,
-    visit: &mut dyn FnMut(&[u8], &[u8], u64) -> ControlFlow<()>,
+    visit: &mut ScanVisitor<'_>,
 ) {
     if bounds_are_empty(lower, upper) {
         return;

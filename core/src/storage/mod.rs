@@ -97,6 +97,10 @@ pub struct AppliedState {
     pub membership: StoredMembership,
 }
 
+/// The callback of [`KvRead::scan`]: called with each key, value and revision; returns
+/// `Break` to stop the scan.
+pub type ScanVisitor<'a> = dyn FnMut(&[u8], &[u8], u64) -> ControlFlow<()> + 'a;
+
 /// Read access to the key space, at one consistent point.
 pub trait KvRead {
     /// The value and revision stored under `key`.
@@ -108,7 +112,7 @@ pub trait KvRead {
         &self,
         lower: Bound<&[u8]>,
         upper: Bound<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8], u64) -> ControlFlow<()>,
+        visit: &mut ScanVisitor<'_>,
     ) -> StorageResult<()>;
 }
 

@@ -34,7 +34,7 @@ fn log_id(term: u64, index: u64) -> LogId {
 }
 
 fn entry(term: u64, index: u64) -> LogEntry {
-    let payload = if index % 2 == 0 {
+    let payload = if index.is_multiple_of(2) {
         EntryPayload::Normal(Command::Set {
             key: index.to_be_bytes().to_vec(),
             value: vec![7; index as usize % 5],
