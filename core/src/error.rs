@@ -182,6 +182,13 @@ pub enum StorageError {
     /// A request the store's contract forbids, such as appending with a gap.
     #[error("storage contract violation: {0}")]
     Contract(String),
+    /// A read view stayed open longer than the store allows; it was closed so that it cannot pin
+    /// old pages forever. Retry with a fresh view.
+    #[error("read view expired after {limit_ms} ms")]
+    ReadExpired {
+        /// The store's bound on one read view, in milliseconds.
+        limit_ms: u64,
+    },
     /// The operating system or the storage engine reported an error.
     #[error("storage I/O: {0}")]
     Io(#[from] io::Error),
@@ -205,6 +212,7 @@ impl From<StorageError> for io::Error {
             StorageError::Io(inner) => inner,
             StorageError::Full { .. } => io::Error::new(io::ErrorKind::StorageFull, error),
             StorageError::Corrupt { .. } => io::Error::new(io::ErrorKind::InvalidData, error),
+            StorageError::ReadExpired { .. } => io::Error::new(io::ErrorKind::TimedOut, error),
             other => io::Error::other(other),
         }
     }

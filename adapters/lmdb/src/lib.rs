@@ -1,10 +1,121 @@
 //! LMDB storage for dbadger, through heed.
 //!
-//! This crate owns everything dbadger keeps on disk: one LMDB environment per node data
-//! directory holding the Raft log, the durable vote, the key-value data with per-key revisions,
-//! the state-machine metadata (applied log id and membership) and snapshot files. It implements
-//! the storage traits of [`dbadger_core::storage`]; Raft storage semantics themselves live in
-//! `dbadger-core` and are not re-implemented here.
+//! This crate owns everything dbadger keeps on disk. [`LmdbStore::open`] opens one LMDB
+//! environment per node data directory and hands out the two stores of `dbadger-core`'s storage
+//! traits: [`LmdbLogStore`] (the Raft log, the durable vote, the committed id) and
+//! [`LmdbStateMachine`] (key-value data with revisions, applied log id and membership, snapshot
+//! files). Raft storage semantics live in `dbadger-core` (`raft_storage`); this crate only moves
+//! bytes durably. The on-disk layout and the durability contract are in `docs/on-disk-layout.md`
+//! and `docs/durability.md`.
 //!
-//! Status: the implementation lands with the LMDB storage issue; until then the node runs on the
-//! in-memory reference store of `dbadger-core`.
+//! # Durability in one paragraph
+//!
+//! The environment runs with `MDB_NOMETASYNC`: every commit flushes its data pages, and only
+//! commits that must be durable at once also flush the meta page (`force_sync`). Log appends,
+//! votes and snapshot bookkeeping are such commits, and the append callback fires after the
+//! flush. Appends that arrive while a flush is in progress are written together in the next
+//! transaction (group commit), on a dedicated writer thread. State-machine commits flush their
+//! data but not the meta page: after a power loss the last applied transactions may be undone,
+//! and openraft re-applies them from the durable log (up to the durable committed id) or from
+//! the latest snapshot. LMDB's copy-on-write B-tree keeps every committed state intact either way.
+//!
+//! # Size
+//!
+//! The memory map is the configured maximum; the file grows page by page as data arrives. A
+//! write that would pass the maximum fails with [`StorageError::Full`] and changes nothing;
+//! reads keep working, and reopening with a larger maximum continues.
+
+mod environment;
+mod log_store;
+mod snapshot_files;
+mod state_machine;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dbadger_core::StorageError;
+use dbadger_core::storage::StorageResult;
+
+pub use log_store::{LmdbLogStore, LogWriterStats};
+pub use snapshot_files::{LmdbSnapshot, LmdbSnapshotSink};
+pub use state_machine::{LmdbRead, LmdbStateMachine, LmdbWrite};
+
+/// The on-disk format version this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How an LMDB store is opened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LmdbOptions {
+    /// The most bytes the database file may grow to (the memory-map size). Default 64 GiB.
+    pub max_size_bytes: u64,
+    /// How many snapshot files to keep. Default 2.
+    pub snapshot_retain: usize,
+    /// The longest a read view may stay open before reads through it fail with
+    /// [`StorageError::ReadExpired`], so that a forgotten view cannot pin old pages (and grow
+    /// the file) forever. Default 10 minutes, enough to stream a snapshot of many gigabytes.
+    pub max_read_duration: Duration,
+    /// How many read views may be open at once, across all threads. Default 512.
+    pub max_readers: u32,
+    /// The most appends and other log writes grouped into one transaction. Default 1024.
+    pub max_group_commit: usize,
+}
+
+impl Default for LmdbOptions {
+    fn default() -> Self {
+        LmdbOptions {
+            max_size_bytes: 64 << 30,
+            snapshot_retain: 2,
+            max_read_duration: Duration::from_secs(600),
+            max_readers: 512,
+            max_group_commit: 1024,
+        }
+    }
+}
+
+/// One node's LMDB environment and snapshot directory.
+#[derive(Debug)]
+pub struct LmdbStore {
+    log: LmdbLogStore,
+    state_machine: LmdbStateMachine,
+    data_dir: PathBuf,
+}
+
+impl LmdbStore {
+    /// Opens (creating if needed) the store in `data_dir`: `data_dir/lmdb/` holds the LMDB
+    /// environment, `data_dir/snapshots/` the snapshot files.
+    ///
+    /// Opening the same directory twice in one process is refused while the first is open.
+    pub fn open(data_dir: &Path, options: LmdbOptions) -> StorageResult<LmdbStore> {
+        let shared = Arc::new(environment::Shared::open(data_dir, options)?);
+        Ok(LmdbStore {
+            log: LmdbLogStore::start(Arc::clone(&shared))?,
+            state_machine: LmdbStateMachine::new(shared),
+            data_dir: data_dir.to_path_buf(),
+        })
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Splits the store into its log and state machine (each usable from any thread).
+    pub fn into_parts(self) -> (LmdbLogStore, LmdbStateMachine) {
+        (self.log, self.state_machine)
+    }
+
+    /// This data directory's node id, drawn once by `generate` on first use and stored
+    /// durably, so that a wiped directory never reuses an id.
+    pub fn node_id(&self, generate: impl FnOnce() -> u64) -> StorageResult<u64> {
+        self.log.node_id(generate)
+    }
+}
+
+/// An error for a state the code never produces unless the disk was tampered with.
+pub(crate) fn damaged(what: &'static str, detail: impl std::fmt::Display) -> StorageError {
+    StorageError::Io(std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("{what}: {detail}"),
+    ))
+}

@@ -266,6 +266,15 @@ pub(super) fn scan_honours_bounds<F: StoreFactory>(factory: &F) {
         owned(&[b"b", b"ba"])
     );
     assert!(scan(Bound::Included(b"d"), Bound::Included(b"a"), all).is_empty());
+    assert_eq!(
+        scan(Bound::Included(b""), Bound::Unbounded, all),
+        owned(&keys),
+        "empty lower bound"
+    );
+    assert!(
+        scan(Bound::Unbounded, Bound::Included(b""), all).is_empty(),
+        "empty upper bound"
+    );
     assert!(scan(Bound::Excluded(b"b"), Bound::Excluded(b"b"), all).is_empty());
 }
 

@@ -1,0 +1,210 @@
+//! Opening the LMDB environment and its named databases; mapping heed errors; the small
+//! encodings of values stored in LMDB.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use dbadger_core::StorageError;
+use dbadger_core::response::Versioned;
+use dbadger_core::storage::StorageResult;
+use heed::byteorder::BigEndian;
+use heed::types::{Bytes, Str, U64};
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, WithoutTls};
+
+use crate::{FORMAT_VERSION, LmdbOptions, damaged};
+
+/// Log entries: big-endian index (so LMDB's byte order is index order) to codec bytes.
+pub(crate) type LogDb = Database<'static, U64<BigEndian>, Bytes>;
+/// Named metadata values.
+pub(crate) type MetaDb = Database<'static, Str, Bytes>;
+/// Key-value data: key to `revision:u64 | value`.
+pub(crate) type KvDb = Database<'static, Bytes, Bytes>;
+
+/// Database names, part of the on-disk format.
+const LOG_DB: &str = "log";
+const RAFT_META_DB: &str = "raft_meta";
+const KV_DB: &str = "kv";
+const STATE_META_DB: &str = "state_meta";
+const SNAPSHOT_META_DB: &str = "snapshot_meta";
+
+/// Keys of `raft_meta`.
+pub(crate) const FORMAT_VERSION_KEY: &str = "format_version";
+pub(crate) const VOTE_KEY: &str = "vote";
+pub(crate) const COMMITTED_KEY: &str = "committed";
+pub(crate) const LAST_PURGED_KEY: &str = "last_purged";
+pub(crate) const NODE_ID_KEY: &str = "node_id";
+/// Keys of `state_meta`.
+pub(crate) const LAST_APPLIED_KEY: &str = "last_applied";
+pub(crate) const MEMBERSHIP_KEY: &str = "membership";
+/// Keys of `snapshot_meta`.
+pub(crate) const CURRENT_SNAPSHOT_KEY: &str = "current";
+
+/// Map sizes are rounded up to this (a multiple of every page size LMDB supports).
+const MAP_SIZE_GRANULE: u64 = 1 << 16;
+
+/// The named databases of one environment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Databases {
+    pub(crate) log: LogDb,
+    pub(crate) raft_meta: MetaDb,
+    pub(crate) kv: KvDb,
+    pub(crate) state_meta: MetaDb,
+    pub(crate) snapshot_meta: MetaDb,
+}
+
+/// What the log store and the state machine share: the environment, its databases, the
+/// snapshot directory and the options.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) env: Env<WithoutTls>,
+    pub(crate) dbs: Databases,
+    pub(crate) snapshot_dir: PathBuf,
+    pub(crate) options: LmdbOptions,
+}
+
+impl Shared {
+    pub(crate) fn open(data_dir: &Path, options: LmdbOptions) -> StorageResult<Shared> {
+        let env_dir = data_dir.join("lmdb");
+        let snapshot_dir = data_dir.join("snapshots");
+        fs::create_dir_all(&env_dir)?;
+        fs::create_dir_all(&snapshot_dir)?;
+        let map_size = options.max_size_bytes.div_ceil(MAP_SIZE_GRANULE) * MAP_SIZE_GRANULE;
+        let map_size = usize::try_from(map_size).map_err(|_| StorageError::Full {
+            max_bytes: options.max_size_bytes,
+        })?;
+        let mut open_options = EnvOpenOptions::new().read_txn_without_tls();
+        open_options
+            .map_size(map_size)
+            .max_dbs(8)
+            .max_readers(options.max_readers);
+        // SAFETY: NO_META_SYNC keeps LMDB's integrity guarantees (only the meta-page flush is
+        // deferred); every commit that must be durable calls `force_sync` before it is
+        // acknowledged (see the crate documentation).
+        #[allow(unsafe_code)]
+        unsafe {
+            open_options.flags(EnvFlags::NO_META_SYNC);
+        }
+        // SAFETY: the environment lives on a local filesystem in a directory dbadger owns; no
+        // other code writes its files, and heed refuses a second concurrent open in-process.
+        #[allow(unsafe_code)]
+        let env = unsafe { open_options.open(&env_dir) }.map_err(|e| lmdb_error(e, &options))?;
+        env.clear_stale_readers()
+            .map_err(|e| lmdb_error(e, &options))?;
+        let dbs = create_databases(&env).map_err(|e| lmdb_error(e, &options))?;
+        let shared = Shared {
+            env,
+            dbs,
+            snapshot_dir,
+            options,
+        };
+        shared.check_format_version()?;
+        crate::snapshot_files::remove_partial_files(&shared.snapshot_dir)?;
+        Ok(shared)
+    }
+
+    /// Maps a heed error, turning a full map into the typed "storage full" error.
+    pub(crate) fn error(&self, error: heed::Error) -> StorageError {
+        lmdb_error(error, &self.options)
+    }
+
+    /// Commits a write transaction and flushes it to disk, meta page included.
+    pub(crate) fn commit_durably(&self, txn: heed::RwTxn<'_>) -> StorageResult<()> {
+        txn.commit().map_err(|e| self.error(e))?;
+        self.env.force_sync().map_err(|e| self.error(e))
+    }
+
+    fn check_format_version(&self) -> StorageResult<()> {
+        let mut txn = self.env.write_txn().map_err(|e| self.error(e))?;
+        let stored = self
+            .dbs
+            .raft_meta
+            .get(&txn, FORMAT_VERSION_KEY)
+            .map_err(|e| self.error(e))?
+            .map(<[u8]>::to_vec);
+        match stored {
+            Some(bytes) => {
+                let version = bytes
+                    .try_into()
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| damaged("format version", "not four bytes"))?;
+                if version != FORMAT_VERSION {
+                    return Err(StorageError::Contract(format!(
+                        "data directory has format version {version}; this build reads only {FORMAT_VERSION}"
+                    )));
+                }
+                Ok(())
+            }
+            None => {
+                let empty = self.dbs.log.is_empty(&txn).map_err(|e| self.error(e))?
+                    && self.dbs.kv.is_empty(&txn).map_err(|e| self.error(e))?;
+                if !empty {
+                    return Err(damaged("format version", "missing in a non-empty store"));
+                }
+                self.dbs
+                    .raft_meta
+                    .put(&mut txn, FORMAT_VERSION_KEY, &FORMAT_VERSION.to_be_bytes())
+                    .map_err(|e| self.error(e))?;
+                self.commit_durably(txn)
+            }
+        }
+    }
+}
+
+fn create_databases(env: &Env<WithoutTls>) -> heed::Result<Databases> {
+    let txn = env.write_txn()?;
+    let databases = env
+        .create_databases_and_commit(txn, |opener, txn| -> heed::Result<_> {
+            let dbs = (
+                opener.create_database(txn, Some(LOG_DB))?,
+                opener.create_database(txn, Some(RAFT_META_DB))?,
+                opener.create_database(txn, Some(KV_DB))?,
+                opener.create_database(txn, Some(STATE_META_DB))?,
+                opener.create_database(txn, Some(SNAPSHOT_META_DB))?,
+            );
+            Ok(CommitOrAbort::<_, ()>::Commit(dbs))
+        })?
+        .unwrap_commit();
+    let (log, raft_meta, kv, state_meta, snapshot_meta) = databases;
+    Ok(Databases {
+        log,
+        raft_meta,
+        kv,
+        state_meta,
+        snapshot_meta,
+    })
+}
+
+fn lmdb_error(error: heed::Error, options: &LmdbOptions) -> StorageError {
+    match error {
+        heed::Error::Mdb(MdbError::MapFull) => StorageError::Full {
+            max_bytes: options.max_size_bytes,
+        },
+        heed::Error::Io(io) => StorageError::Io(io),
+        other => StorageError::Io(std::io::Error::other(other.to_string())),
+    }
+}
+
+/// `revision | value`, the stored form of a key's entry.
+pub(crate) fn encode_versioned(value: &[u8], revision: u64) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(8 + value.len());
+    bytes.extend_from_slice(&revision.to_be_bytes());
+    bytes.extend_from_slice(value);
+    bytes
+}
+
+/// Splits a stored entry into revision and value.
+pub(crate) fn split_versioned(bytes: &[u8]) -> StorageResult<(u64, &[u8])> {
+    let (revision, value) = bytes
+        .split_first_chunk::<8>()
+        .ok_or_else(|| damaged("key-value entry", "shorter than its revision"))?;
+    Ok((u64::from_be_bytes(*revision), value))
+}
+
+/// Decodes a stored entry.
+pub(crate) fn decode_versioned(bytes: &[u8]) -> StorageResult<Versioned> {
+    let (revision, value) = split_versioned(bytes)?;
+    Ok(Versioned {
+        value: value.to_vec(),
+        revision,
+    })
+}

@@ -1,0 +1,528 @@
+//! The Raft log, vote and committed id in LMDB, written by one writer thread that groups
+//! whatever is queued into one durable transaction (group commit).
+//!
+//! Every write (append, vote, committed id, truncation, purge) goes through one FIFO queue, so
+//! writes become durable in the order they were made. An append puts its entries in an
+//! in-memory overlay first, where readers find them at once (openraft requires appended entries
+//! to be readable before they are durable), then queues them; the writer removes them from the
+//! overlay once they are committed. `save_vote`, `truncate_after` and `purge_through` wait for
+//! their transaction; `append` returns at once and reports durability through its callback.
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use dbadger_core::StorageError;
+use dbadger_core::codec::{
+    decode_entry, decode_log_id, decode_vote, encode_entry, encode_log_id, encode_vote,
+};
+use dbadger_core::raft_types::{LogEntry, LogId, Vote};
+use dbadger_core::storage::{FlushCallback, LogBounds, LogStore, StorageResult};
+
+use crate::damaged;
+use crate::environment::{COMMITTED_KEY, LAST_PURGED_KEY, NODE_ID_KEY, Shared, VOTE_KEY};
+
+/// Counters of the writer thread, for benchmarks and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LogWriterStats {
+    /// Durable transactions committed (each flushes the file twice: data pages, then meta).
+    pub durable_commits: u64,
+    /// Log entries written.
+    pub entries_written: u64,
+    /// Queued writes (appends, votes, truncations, ...) carried by those transactions.
+    pub writes: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    durable_commits: AtomicU64,
+    entries_written: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// Entries appended but not yet committed, and the log's last index as the writers see it.
+#[derive(Debug, Default)]
+struct Overlay {
+    /// index -> (append generation, entry). The generation tells a re-append of the same index
+    /// (after a truncation) from the original, so the writer removes only what it committed.
+    entries: BTreeMap<u64, (u64, LogEntry)>,
+    next_generation: u64,
+    /// The index of the last entry appended (or purged, for an empty log); `None` for a log
+    /// that never held anything.
+    last_index: Option<u64>,
+    /// The last committed id saved, until the writer has stored it (its write is not waited
+    /// for, but it must read back at once).
+    committed: Option<Option<LogId>>,
+}
+
+/// A write other than an append.
+#[derive(Debug)]
+enum MetaWrite {
+    Vote(Vote),
+    Committed(Option<LogId>),
+    TruncateAfter(Option<LogId>),
+    Purge(LogId),
+    NodeId(u64),
+}
+
+enum Job {
+    Append {
+        /// (index, generation, encoded entry)
+        entries: Vec<(u64, u64, Vec<u8>)>,
+        done: FlushCallback,
+    },
+    Meta {
+        write: MetaWrite,
+        done: Option<Sender<StorageResult<()>>>,
+    },
+}
+
+/// The Raft log of one node in LMDB.
+#[derive(Debug)]
+pub struct LmdbLogStore {
+    shared: Arc<Shared>,
+    overlay: Arc<Mutex<Overlay>>,
+    counters: Arc<Counters>,
+    queue: Option<Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Job::Append { entries, .. } => write!(f, "Append({} entries)", entries.len()),
+            Job::Meta { write, .. } => write!(f, "{write:?}"),
+        }
+    }
+}
+
+impl LmdbLogStore {
+    pub(crate) fn start(shared: Arc<Shared>) -> StorageResult<LmdbLogStore> {
+        let last_index = {
+            let txn = shared.env.read_txn().map_err(|e| shared.error(e))?;
+            let last_entry = shared
+                .dbs
+                .log
+                .last(&txn)
+                .map_err(|e| shared.error(e))?
+                .map(|(i, _)| i);
+            let purged = read_log_id(&shared, &txn, LAST_PURGED_KEY)?.map(|id| id.index);
+            last_entry.max(purged)
+        };
+        let overlay = Arc::new(Mutex::new(Overlay {
+            last_index,
+            ..Overlay::default()
+        }));
+        let counters = Arc::new(Counters::default());
+        let (queue, jobs) = mpsc::channel();
+        let writer = {
+            let (shared, overlay, counters) = (
+                Arc::clone(&shared),
+                Arc::clone(&overlay),
+                Arc::clone(&counters),
+            );
+            std::thread::Builder::new()
+                .name("dbadger-log-writer".to_owned())
+                .spawn(move || run_writer(&shared, &overlay, &counters, &jobs))?
+        };
+        Ok(LmdbLogStore {
+            shared,
+            overlay,
+            counters,
+            queue: Some(queue),
+            writer: Some(writer),
+        })
+    }
+
+    /// The writer's counters so far.
+    pub fn stats(&self) -> LogWriterStats {
+        LogWriterStats {
+            durable_commits: self.counters.durable_commits.load(Ordering::Relaxed),
+            entries_written: self.counters.entries_written.load(Ordering::Relaxed),
+            writes: self.counters.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn node_id(&self, generate: impl FnOnce() -> u64) -> StorageResult<u64> {
+        let txn = self
+            .shared
+            .env
+            .read_txn()
+            .map_err(|e| self.shared.error(e))?;
+        let stored = self
+            .shared
+            .dbs
+            .raft_meta
+            .get(&txn, NODE_ID_KEY)
+            .map_err(|e| self.shared.error(e))?;
+        if let Some(bytes) = stored {
+            let bytes: [u8; 8] = bytes
+                .try_into()
+                .map_err(|_| damaged("node id", "not eight bytes"))?;
+            return Ok(u64::from_be_bytes(bytes));
+        }
+        drop(txn);
+        let id = generate();
+        self.write_and_wait(MetaWrite::NodeId(id))?;
+        Ok(id)
+    }
+
+    fn overlay(&self) -> MutexGuard<'_, Overlay> {
+        lock(&self.overlay)
+    }
+
+    fn send(&self, job: Job) -> StorageResult<()> {
+        let queue = self.queue.as_ref().ok_or_else(writer_gone)?;
+        queue.send(job).map_err(|_| writer_gone())
+    }
+
+    fn write_and_wait(&self, write: MetaWrite) -> StorageResult<()> {
+        let (done, outcome) = mpsc::channel();
+        self.send(Job::Meta {
+            write,
+            done: Some(done),
+        })?;
+        outcome.recv().map_err(|_| writer_gone())?
+    }
+}
+
+impl Drop for LmdbLogStore {
+    fn drop(&mut self) {
+        // Closing the queue lets the writer finish what is queued and exit.
+        self.queue.take();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl LogStore for LmdbLogStore {
+    fn log_bounds(&self) -> StorageResult<LogBounds> {
+        // The overlay is read before LMDB: an entry the writer commits in between is then in
+        // one of the two, never in neither.
+        let overlay_last = self
+            .overlay()
+            .entries
+            .values()
+            .next_back()
+            .map(|(_, e)| e.log_id);
+        let txn = self
+            .shared
+            .env
+            .read_txn()
+            .map_err(|e| self.shared.error(e))?;
+        let last_purged = read_log_id(&self.shared, &txn, LAST_PURGED_KEY)?;
+        let stored_last = match self
+            .shared
+            .dbs
+            .log
+            .last(&txn)
+            .map_err(|e| self.shared.error(e))?
+        {
+            Some((_, bytes)) => Some(decode_stored(bytes)?.log_id),
+            None => None,
+        };
+        let last = [overlay_last, stored_last, last_purged]
+            .into_iter()
+            .flatten()
+            .max_by_key(|id| id.index);
+        Ok(LogBounds { last_purged, last })
+    }
+
+    fn entries(&self, start: u64, end: u64) -> StorageResult<Vec<LogEntry>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let pending: Vec<LogEntry> = self
+            .overlay()
+            .entries
+            .range(start..end)
+            .map(|(_, (_, entry))| entry.clone())
+            .collect();
+        let txn = self
+            .shared
+            .env
+            .read_txn()
+            .map_err(|e| self.shared.error(e))?;
+        let range = (Bound::Included(start), Bound::Excluded(end));
+        let mut merged = BTreeMap::new();
+        for item in self
+            .shared
+            .dbs
+            .log
+            .range(&txn, &range)
+            .map_err(|e| self.shared.error(e))?
+        {
+            let (index, bytes) = item.map_err(|e| self.shared.error(e))?;
+            merged.insert(index, decode_stored(bytes)?);
+        }
+        for entry in pending {
+            merged.insert(entry.log_id.index, entry);
+        }
+        Ok(merged.into_values().collect())
+    }
+
+    fn vote(&self) -> StorageResult<Option<Vote>> {
+        let txn = self
+            .shared
+            .env
+            .read_txn()
+            .map_err(|e| self.shared.error(e))?;
+        match self
+            .shared
+            .dbs
+            .raft_meta
+            .get(&txn, VOTE_KEY)
+            .map_err(|e| self.shared.error(e))?
+        {
+            Some(bytes) => decode_vote(bytes)
+                .map(Some)
+                .map_err(|e| StorageError::corrupt("vote", e)),
+            None => Ok(None),
+        }
+    }
+
+    fn save_vote(&self, vote: &Vote) -> StorageResult<()> {
+        self.write_and_wait(MetaWrite::Vote(*vote))
+    }
+
+    fn committed(&self) -> StorageResult<Option<LogId>> {
+        if let Some(committed) = self.overlay().committed {
+            return Ok(committed);
+        }
+        let txn = self
+            .shared
+            .env
+            .read_txn()
+            .map_err(|e| self.shared.error(e))?;
+        read_log_id(&self.shared, &txn, COMMITTED_KEY)
+    }
+
+    fn save_committed(&self, committed: Option<&LogId>) -> StorageResult<()> {
+        // Written with the next group; nobody waits for it (see the trait's contract).
+        self.overlay().committed = Some(committed.copied());
+        self.send(Job::Meta {
+            write: MetaWrite::Committed(committed.copied()),
+            done: None,
+        })
+    }
+
+    fn append(&self, entries: Vec<LogEntry>, on_durable: FlushCallback) -> StorageResult<()> {
+        let mut overlay = self.overlay();
+        let mut next = overlay.last_index.map(|index| index + 1);
+        for entry in &entries {
+            if next.is_some_and(|expected| entry.log_id.index != expected) {
+                return Err(StorageError::Contract(format!(
+                    "append of index {} does not follow the last index {:?}",
+                    entry.log_id.index, overlay.last_index
+                )));
+            }
+            next = Some(entry.log_id.index + 1);
+        }
+        let generation = overlay.next_generation;
+        overlay.next_generation += 1;
+        let mut encoded = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let index = entry.log_id.index;
+            encoded.push((index, generation, encode_entry(&entry)));
+            overlay.entries.insert(index, (generation, entry));
+            overlay.last_index = Some(index);
+        }
+        drop(overlay);
+        self.send(Job::Append {
+            entries: encoded,
+            done: on_durable,
+        })
+    }
+
+    fn truncate_after(&self, last_kept: Option<&LogId>) -> StorageResult<()> {
+        self.write_and_wait(MetaWrite::TruncateAfter(last_kept.copied()))?;
+        let mut overlay = self.overlay();
+        let first_removed = last_kept.map_or(0, |id| id.index + 1);
+        overlay.entries.split_off(&first_removed);
+        let purged = self.committed_purge_index()?;
+        overlay.last_index = last_kept.map(|id| id.index).max(purged);
+        Ok(())
+    }
+
+    fn purge_through(&self, log_id: &LogId) -> StorageResult<()> {
+        self.write_and_wait(MetaWrite::Purge(*log_id))?;
+        let mut overlay = self.overlay();
+        overlay.last_index = overlay.last_index.max(Some(log_id.index));
+        Ok(())
+    }
+}
+
+impl LmdbLogStore {
+    fn committed_purge_index(&self) -> StorageResult<Option<u64>> {
+        let txn = self
+            .shared
+            .env
+            .read_txn()
+            .map_err(|e| self.shared.error(e))?;
+        Ok(read_log_id(&self.shared, &txn, LAST_PURGED_KEY)?.map(|id| id.index))
+    }
+}
+
+fn lock(overlay: &Mutex<Overlay>) -> MutexGuard<'_, Overlay> {
+    // Every overlay update is a few map operations that cannot leave it inconsistent, so a
+    // panic elsewhere while the lock was held does not make the data unusable.
+    overlay
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn writer_gone() -> StorageError {
+    StorageError::Io(std::io::Error::new(
+        std::io::ErrorKind::BrokenPipe,
+        "the log writer thread has stopped",
+    ))
+}
+
+fn decode_stored(bytes: &[u8]) -> StorageResult<LogEntry> {
+    decode_entry(bytes).map_err(|e| StorageError::corrupt("log entry", e))
+}
+
+fn read_log_id(shared: &Shared, txn: &heed::RoTxn<'_>, key: &str) -> StorageResult<Option<LogId>> {
+    match shared
+        .dbs
+        .raft_meta
+        .get(txn, key)
+        .map_err(|e| shared.error(e))?
+    {
+        Some(bytes) => decode_log_id(bytes).map_err(|e| StorageError::corrupt("log id", e)),
+        None => Ok(None),
+    }
+}
+
+/// The writer thread: takes whatever is queued (up to the group limit), writes it in one
+/// transaction, flushes, then reports to every waiter.
+fn run_writer(
+    shared: &Shared,
+    overlay: &Mutex<Overlay>,
+    counters: &Counters,
+    jobs: &Receiver<Job>,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < shared.options.max_group_commit {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = write_group(shared, &group);
+        forget_committed(overlay, &group);
+        if outcome.is_ok() {
+            counters.durable_commits.fetch_add(1, Ordering::Relaxed);
+            counters
+                .writes
+                .fetch_add(group.len() as u64, Ordering::Relaxed);
+            let entries: usize = group
+                .iter()
+                .map(|job| match job {
+                    Job::Append { entries, .. } => entries.len(),
+                    Job::Meta { .. } => 0,
+                })
+                .sum();
+            counters
+                .entries_written
+                .fetch_add(entries as u64, Ordering::Relaxed);
+        }
+        for job in group {
+            let result = match &outcome {
+                Ok(()) => Ok(()),
+                Err(error) => Err(copy_error(error)),
+            };
+            match job {
+                Job::Append { done, .. } => done.flushed(result),
+                Job::Meta {
+                    done: Some(done), ..
+                } => {
+                    let _ = done.send(result);
+                }
+                Job::Meta { done: None, .. } => {}
+            }
+        }
+    }
+}
+
+fn write_group(shared: &Shared, group: &[Job]) -> StorageResult<()> {
+    let dbs = &shared.dbs;
+    let mut txn = shared.env.write_txn().map_err(|e| shared.error(e))?;
+    for job in group {
+        match job {
+            Job::Append { entries, .. } => {
+                for (index, _, bytes) in entries {
+                    dbs.log
+                        .put(&mut txn, index, bytes)
+                        .map_err(|e| shared.error(e))?;
+                }
+            }
+            Job::Meta { write, .. } => match write {
+                MetaWrite::Vote(vote) => dbs
+                    .raft_meta
+                    .put(&mut txn, VOTE_KEY, &encode_vote(vote))
+                    .map_err(|e| shared.error(e))?,
+                MetaWrite::Committed(committed) => dbs
+                    .raft_meta
+                    .put(&mut txn, COMMITTED_KEY, &encode_log_id(committed.as_ref()))
+                    .map_err(|e| shared.error(e))?,
+                MetaWrite::TruncateAfter(last_kept) => {
+                    let first_removed = last_kept.map_or(0, |id| id.index + 1);
+                    dbs.log
+                        .delete_range(&mut txn, &(first_removed..))
+                        .map_err(|e| shared.error(e))?;
+                }
+                MetaWrite::Purge(log_id) => {
+                    dbs.log
+                        .delete_range(&mut txn, &(..=log_id.index))
+                        .map_err(|e| shared.error(e))?;
+                    let previous = read_log_id(shared, &txn, LAST_PURGED_KEY)?;
+                    if previous.is_none_or(|purged| purged.index < log_id.index) {
+                        dbs.raft_meta
+                            .put(&mut txn, LAST_PURGED_KEY, &encode_log_id(Some(log_id)))
+                            .map_err(|e| shared.error(e))?;
+                    }
+                }
+                MetaWrite::NodeId(id) => dbs
+                    .raft_meta
+                    .put(&mut txn, NODE_ID_KEY, &id.to_be_bytes())
+                    .map_err(|e| shared.error(e))?,
+            },
+        }
+    }
+    shared.commit_durably(txn)
+}
+
+/// Drops committed (or failed) appends from the overlay, unless a later append replaced them.
+fn forget_committed(overlay: &Mutex<Overlay>, group: &[Job]) {
+    let mut overlay = lock(overlay);
+    for job in group {
+        if let Job::Append { entries, .. } = job {
+            for (index, generation, _) in entries {
+                if overlay
+                    .entries
+                    .get(index)
+                    .is_some_and(|(g, _)| g == generation)
+                {
+                    overlay.entries.remove(index);
+                }
+            }
+        }
+    }
+}
+
+/// Errors are not `Clone`; every waiter of a failed group gets an equivalent one.
+fn copy_error(error: &StorageError) -> StorageError {
+    match error {
+        StorageError::Full { max_bytes } => StorageError::Full {
+            max_bytes: *max_bytes,
+        },
+        StorageError::Io(io) => StorageError::Io(std::io::Error::new(io.kind(), io.to_string())),
+        other => StorageError::Io(std::io::Error::other(other.to_string())),
+    }
+}
