@@ -215,7 +215,7 @@ fn apply_retention(dir: &Path, current: &str, retain: usize) -> StorageResult<()
             others.push((index, entry.path()));
         }
     }
-    others.sort_by(|a, b| b.0.cmp(&a.0));
+    others.sort_by_key(|(index, _)| std::cmp::Reverse(*index));
     for (_, path) in others.into_iter().skip(retain.saturating_sub(1)) {
         fs::remove_file(path)?;
     }
