@@ -21,7 +21,6 @@ use dbadger_core::storage::{FlushCallback, LogStore};
 use dbadger_lmdb::{LmdbLogStore, LmdbOptions, LmdbStore};
 use openraft::vote::RaftLeaderId;
 
-
 const VALUE_BYTES: usize = 256;
 /// Each configuration runs this long (after a short warm-up).
 const RUN_TIME: Duration = Duration::from_secs(4);
@@ -43,7 +42,9 @@ struct Appender {
 
 impl Appender {
     fn batch(&mut self, size: u64) -> Vec<LogEntry> {
-        let entries = (self.next_index..self.next_index + size).map(entry).collect();
+        let entries = (self.next_index..self.next_index + size)
+            .map(entry)
+            .collect();
         self.next_index += size;
         entries
     }
@@ -62,7 +63,10 @@ impl Appender {
                 let sender = sender.clone();
                 let entries = self.batch(batch);
                 self.log
-                    .append(entries, FlushCallback::new(move |result| drop(sender.send(result))))
+                    .append(
+                        entries,
+                        FlushCallback::new(move |result| drop(sender.send(result))),
+                    )
                     .expect("append");
             }
             drop(sender);
@@ -76,14 +80,22 @@ impl Appender {
         let after = self.log.stats();
         // Each durable commit flushes twice: the data pages, then the meta page.
         let flushes = 2 * (after.durable_commits - before.durable_commits);
-        (entries as f64 / seconds, flushes as f64 / entries as f64, latencies)
+        (
+            entries as f64 / seconds,
+            flushes as f64 / entries as f64,
+            latencies,
+        )
     }
 }
 
 /// 4 KiB append + fdatasync, the floor any durable commit pays at least once.
 fn disk_floor(dir: &Path) -> hdrhistogram::Histogram<u64> {
     let path = dir.join("fdatasync-probe");
-    let mut file = OpenOptions::new().create(true).append(true).open(&path).expect("probe file");
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .expect("probe file");
     let block = vec![0x5A; 4096];
     let mut latencies = latency_histogram();
     let start = Instant::now();
@@ -105,16 +117,24 @@ fn main() {
         None => PathBuf::from("/var/tmp"),
     };
     let dir = tempfile::tempdir_in(&base).expect("benchmark directory");
-    println!("dbadger storage_append: {VALUE_BYTES}-byte values, {RUN_TIME:?} per row, dir {}", dir.path().display());
+    println!(
+        "dbadger storage_append: {VALUE_BYTES}-byte values, {RUN_TIME:?} per row, dir {}",
+        dir.path().display()
+    );
 
     let floor = disk_floor(dir.path());
-    println!("disk floor (4 KiB write + fdatasync): {}", percentiles(&floor));
+    println!(
+        "disk floor (4 KiB write + fdatasync): {}",
+        percentiles(&floor)
+    );
 
     let options = LmdbOptions {
         max_size_bytes: 8 << 30,
         ..LmdbOptions::default()
     };
-    let (log, _) = LmdbStore::open(dir.path(), options).expect("open").into_parts();
+    let (log, _) = LmdbStore::open(dir.path(), options)
+        .expect("open")
+        .into_parts();
     let mut appender = Appender { log, next_index: 1 };
     appender.run(16, 1); // warm-up: file growth, page cache
 
@@ -124,7 +144,10 @@ fn main() {
     let mut single = None;
     for (batch, in_flight) in [(1, 1), (16, 1), (256, 1), (1, 16), (16, 16)] {
         let (rate, flushes, latencies) = appender.run(batch, in_flight);
-        println!("| {batch} | {in_flight} | {rate:.0} | {flushes:.3} | {} |", percentiles(&latencies));
+        println!(
+            "| {batch} | {in_flight} | {rate:.0} | {flushes:.3} | {} |",
+            percentiles(&latencies)
+        );
         if (batch, in_flight) == (1, 1) {
             single = Some(latencies);
         }
