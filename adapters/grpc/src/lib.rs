@@ -1,8 +1,24 @@
-//! The dbadger network: tonic servers and clients for the `dbadger.v1` Raft, Kv and Cluster
-//! services defined in `dbadger-proto`, with mutual TLS through rustls.
+//! The dbadger network: tonic servers and clients for the `dbadger.v1` services of
+//! `dbadger-proto`.
 //!
-//! This crate owns the translation between wire messages and `dbadger-core` types, and the
-//! mapping of typed errors to gRPC status codes (at this boundary only). It implements the Raft
-//! transport that openraft drives.
+//! This crate owns the translation between wire messages and `dbadger-core` types
+//! ([`convert`]), the mapping of errors to gRPC status codes (at this boundary only), and the
+//! Raft transport: [`GrpcNetwork`] is the openraft network factory whose clients send
+//! append-entries, votes and snapshots to peers, and [`RaftService`] is the server side that
+//! hands them to the local `openraft::Raft`. tokio and tonic are taken through the madsim
+//! renames, so the same code runs on real sockets and in the simulator.
 //!
-//! Status: the implementation lands with the cluster issue.
+//! Snapshots travel as a header followed by bounded chunks ([`SNAPSHOT_CHUNK_BYTES`]) read
+//! lazily from the snapshot file, so neither side holds a whole snapshot in memory.
+
+pub mod convert;
+mod error;
+mod raft_client;
+mod raft_service;
+
+pub use error::WireError;
+pub use raft_client::{GrpcNetwork, GrpcRaftClient};
+pub use raft_service::RaftService;
+
+/// The size of one snapshot data chunk on the wire.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;

@@ -57,7 +57,7 @@ impl LmdbSnapshot {
 }
 
 impl SnapshotData for LmdbSnapshot {
-    fn open(&self) -> StorageResult<Box<dyn io::Read + Send + '_>> {
+    fn open(&self) -> StorageResult<Box<dyn io::Read + Send>> {
         Ok(Box::new(BufReader::new(File::open(&self.path)?)))
     }
 

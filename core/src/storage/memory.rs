@@ -371,9 +371,20 @@ impl MemorySnapshot {
     }
 }
 
+/// Shared snapshot bytes as a reader's buffer.
+struct SharedBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl SnapshotData for MemorySnapshot {
-    fn open(&self) -> StorageResult<Box<dyn io::Read + Send + '_>> {
-        Ok(Box::new(self.bytes.as_slice()))
+    fn open(&self) -> StorageResult<Box<dyn io::Read + Send>> {
+        Ok(Box::new(io::Cursor::new(SharedBytes(Arc::clone(
+            &self.bytes,
+        )))))
     }
 
     fn size_bytes(&self) -> u64 {

@@ -147,8 +147,9 @@ pub trait StateWrite: StateRead + KvWrite {
 
 /// A finished, durable snapshot file (see [`crate::snapshot_format`]).
 pub trait SnapshotData: Send + Sync + 'static {
-    /// Opens the snapshot's bytes for reading from the start.
-    fn open(&self) -> StorageResult<Box<dyn io::Read + Send + '_>>;
+    /// Opens the snapshot's bytes for reading from the start. The reader owns what it needs,
+    /// so it can be moved into a task that streams the snapshot to a peer.
+    fn open(&self) -> StorageResult<Box<dyn io::Read + Send>>;
 
     /// The snapshot's size in bytes.
     fn size_bytes(&self) -> u64;

@@ -1,0 +1,6 @@
+//! Conversions between `dbadger.v1` wire messages and `dbadger-core` / openraft types.
+//!
+//! Conversions from the wire are fallible ([`crate::WireError`]): every required field is
+//! checked and embedded encodings are decoded with the core codec, which never panics.
+
+pub mod raft;

@@ -1,0 +1,31 @@
+//! Errors of bytes arriving from the network, and their gRPC status.
+
+use dbadger_core::DecodeError;
+
+/// A wire message that cannot be turned into a dbadger value. The peer sent something
+/// malformed; the request is refused with `INVALID_ARGUMENT` and nothing changes.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// A field the message must carry is absent.
+    #[error("missing field {0}")]
+    MissingField(&'static str),
+    /// Embedded bytes (a log entry, a membership) do not decode.
+    #[error("malformed {what}: {source}")]
+    Decode {
+        /// What was being decoded.
+        what: &'static str,
+        /// Why it failed.
+        source: DecodeError,
+    },
+    /// A message arrived out of the protocol's order (for example snapshot data before its
+    /// header).
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+}
+
+impl From<WireError> for tonic::Status {
+    fn from(error: WireError) -> tonic::Status {
+        tonic::Status::invalid_argument(error.to_string())
+    }
+}

@@ -1,0 +1,266 @@
+//! The client side of the Raft transport: openraft's network factory and per-peer clients.
+
+use std::fmt;
+use std::io::Read;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use dbadger_core::raft_types::{Node, NodeId, RaftTypes, Vote};
+use dbadger_core::storage::SnapshotData;
+use dbadger_proto::v1;
+use dbadger_proto::v1::raft_client::RaftClient;
+use futures_util::{FutureExt, StreamExt};
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::v2::RaftNetworkV2;
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
+    TransferLeaderResponse, VoteRequest, VoteResponse,
+};
+use openraft::{AsyncRuntime, Snapshot};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::SNAPSHOT_CHUNK_BYTES;
+use crate::convert::raft as wire;
+
+type Types<RT> = RaftTypes<RT>;
+
+/// openraft's network factory over gRPC: one lazily connected channel per peer. `D` is the
+/// snapshot type of the local state machine, streamed to peers in chunks.
+pub struct GrpcNetwork<D> {
+    connect_timeout: Duration,
+    _snapshot: PhantomData<fn() -> D>,
+}
+
+impl<D> GrpcNetwork<D> {
+    /// A factory whose clients give up connecting after `connect_timeout`.
+    pub fn new(connect_timeout: Duration) -> GrpcNetwork<D> {
+        GrpcNetwork {
+            connect_timeout,
+            _snapshot: PhantomData,
+        }
+    }
+}
+
+impl<D> fmt::Debug for GrpcNetwork<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcNetwork")
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+impl<RT, D> RaftNetworkFactory<Types<RT>> for GrpcNetwork<D>
+where
+    RT: AsyncRuntime,
+    D: SnapshotData,
+{
+    type Network = GrpcRaftClient<D>;
+
+    async fn new_client(&mut self, target: NodeId, node: &Node) -> GrpcRaftClient<D> {
+        let client = Endpoint::from_shared(format!("http://{}", node.addr))
+            .map(|endpoint| {
+                RaftClient::new(
+                    endpoint
+                        .connect_timeout(self.connect_timeout)
+                        .connect_lazy(),
+                )
+            })
+            .map_err(|error| format!("bad address {:?} of node {target}: {error}", node.addr));
+        GrpcRaftClient {
+            target,
+            client,
+            _snapshot: PhantomData,
+        }
+    }
+}
+
+/// The Raft RPC client for one peer.
+pub struct GrpcRaftClient<D> {
+    target: NodeId,
+    client: Result<RaftClient<Channel>, String>,
+    _snapshot: PhantomData<fn() -> D>,
+}
+
+impl<D> fmt::Debug for GrpcRaftClient<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcRaftClient")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+/// Why an RPC failed, before it is shaped into the error type the caller needs.
+enum Failure {
+    /// The peer could not be reached (connection refused, bad address, timed out): openraft
+    /// backs off.
+    Unreachable(String),
+    /// The peer answered with an error or garbage.
+    Network(String),
+}
+
+impl Failure {
+    fn from_status(status: &tonic::Status) -> Failure {
+        match status.code() {
+            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
+                Failure::Unreachable(status.to_string())
+            }
+            _ => Failure::Network(status.to_string()),
+        }
+    }
+
+    fn into_rpc<RT: AsyncRuntime>(self) -> RPCError<Types<RT>> {
+        match self {
+            Failure::Unreachable(message) => {
+                RPCError::Unreachable(Unreachable::from_string(message))
+            }
+            Failure::Network(message) => RPCError::Network(NetworkError::from_string(message)),
+        }
+    }
+
+    fn into_streaming<RT: AsyncRuntime>(self) -> StreamingError<Types<RT>> {
+        match self {
+            Failure::Unreachable(message) => {
+                StreamingError::Unreachable(Unreachable::from_string(message))
+            }
+            Failure::Network(message) => {
+                StreamingError::Network(NetworkError::from_string(message))
+            }
+        }
+    }
+}
+
+impl<D> GrpcRaftClient<D> {
+    fn client(&self) -> Result<RaftClient<Channel>, Failure> {
+        self.client.clone().map_err(Failure::Unreachable)
+    }
+}
+
+/// Runs one RPC under the option's hard deadline.
+async fn call<T>(
+    ttl: Duration,
+    rpc: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> Result<T, Failure> {
+    match tokio::time::timeout(ttl, rpc).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) => Err(Failure::from_status(&status)),
+        Err(_) => Err(Failure::Unreachable(format!("no answer within {ttl:?}"))),
+    }
+}
+
+impl<RT, D> RaftNetworkV2<Types<RT>> for GrpcRaftClient<D>
+where
+    RT: AsyncRuntime,
+    D: SnapshotData,
+{
+    type SnapshotData = D;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<Types<RT>>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<Types<RT>>, RPCError<Types<RT>>> {
+        let request = wire::append_request_to_wire(&rpc);
+        let mut client = self.client().map_err(Failure::into_rpc::<RT>)?;
+        let response = call(option.hard_ttl(), client.append_entries(request))
+            .await
+            .map_err(Failure::into_rpc::<RT>)?;
+        wire::append_response_from_wire(response)
+            .map_err(|error| Failure::Network(error.to_string()).into_rpc::<RT>())
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<Types<RT>>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<Types<RT>>, RPCError<Types<RT>>> {
+        let request = wire::vote_request_to_wire(&rpc);
+        let mut client = self.client().map_err(Failure::into_rpc::<RT>)?;
+        let response = call(option.hard_ttl(), client.vote(request))
+            .await
+            .map_err(Failure::into_rpc::<RT>)?;
+        wire::vote_response_from_wire(response)
+            .map_err(|error| Failure::Network(error.to_string()).into_rpc::<RT>())
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<Types<RT>>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<Types<RT>>, RPCError<Types<RT>>> {
+        let request = wire::vote_request_to_wire(&rpc);
+        let mut client = self.client().map_err(Failure::into_rpc::<RT>)?;
+        let response = call(option.hard_ttl(), client.pre_vote(request))
+            .await
+            .map_err(Failure::into_rpc::<RT>)?;
+        wire::vote_response_from_wire(response)
+            .map_err(|error| Failure::Network(error.to_string()).into_rpc::<RT>())
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot<dbadger_core::raft_types::LeaderId, NodeId, Node, D>,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<Types<RT>>, StreamingError<Types<RT>>> {
+        let mut client = self.client().map_err(Failure::into_streaming::<RT>)?;
+        let size = snapshot.snapshot.size_bytes();
+        let header = v1::SnapshotChunk {
+            chunk: Some(v1::snapshot_chunk::Chunk::Header(
+                wire::snapshot_header_to_wire(&vote, &snapshot.meta, size),
+            )),
+        };
+        let reader = snapshot.snapshot.open().map_err(|error| {
+            Failure::Network(format!("cannot read local snapshot: {error}")).into_streaming::<RT>()
+        })?;
+        let chunks = futures_util::stream::iter([header]).chain(data_chunks(reader));
+        let ttl = option.hard_ttl();
+        let transfer = call(ttl, client.install_snapshot(chunks));
+        let response = futures_util::select_biased! {
+            closed = cancel.fuse() => return Err(StreamingError::Closed(closed)),
+            response = Box::pin(transfer).fuse() => response.map_err(Failure::into_streaming::<RT>)?,
+        };
+        let vote = wire::vote_from_wire(response.vote, "vote")
+            .map_err(|error| Failure::Network(error.to_string()).into_streaming::<RT>())?;
+        Ok(SnapshotResponse::new(vote))
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        request: TransferLeaderRequest<Types<RT>>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<Types<RT>>, RPCError<Types<RT>>> {
+        let request = wire::transfer_request_to_wire(&request);
+        let mut client = self.client().map_err(Failure::into_rpc::<RT>)?;
+        let response = call(option.hard_ttl(), client.transfer_leader(request))
+            .await
+            .map_err(Failure::into_rpc::<RT>)?;
+        wire::transfer_response_from_wire(response)
+            .map_err(|error| Failure::Network(error.to_string()).into_rpc::<RT>())
+    }
+}
+
+/// The snapshot's bytes as data chunks of at most [`SNAPSHOT_CHUNK_BYTES`], read as the stream
+/// is polled. A read error ends the stream early; the receiver then sees a short snapshot and
+/// refuses it.
+fn data_chunks(
+    reader: Box<dyn Read + Send>,
+) -> impl futures_util::Stream<Item = v1::SnapshotChunk> + Send + 'static {
+    futures_util::stream::unfold(Some(reader), |reader| async move {
+        let mut reader = reader?;
+        let mut chunk = Vec::with_capacity(SNAPSHOT_CHUNK_BYTES);
+        match (&mut reader)
+            .take(SNAPSHOT_CHUNK_BYTES as u64)
+            .read_to_end(&mut chunk)
+        {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some((
+                v1::SnapshotChunk {
+                    chunk: Some(v1::snapshot_chunk::Chunk::Data(chunk)),
+                },
+                Some(reader),
+            )),
+        }
+    })
+}

@@ -1,0 +1,152 @@
+//! The server side of the Raft transport: the `dbadger.v1.Raft` service, handing RPCs to the
+//! local `openraft::Raft`.
+
+use std::fmt;
+use std::io::Write;
+use std::sync::Arc;
+
+use dbadger_core::raft_storage::RaftStateMachineStore;
+use dbadger_core::raft_types::RaftTypes;
+use dbadger_core::storage::{SnapshotData, SnapshotSink, StateMachineStore};
+use dbadger_proto::v1;
+use openraft::{AsyncRuntime, Raft, Snapshot};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::WireError;
+use crate::convert::raft as wire;
+
+/// The `dbadger.v1.Raft` service of one node.
+pub struct RaftService<RT: AsyncRuntime, S: StateMachineStore> {
+    raft: Raft<RaftTypes<RT>, RaftStateMachineStore<S>>,
+    store: Arc<S>,
+}
+
+impl<RT: AsyncRuntime, S: StateMachineStore> RaftService<RT, S> {
+    /// Serves `raft`, receiving snapshots into `store` (the store behind its state machine).
+    pub fn new(
+        raft: Raft<RaftTypes<RT>, RaftStateMachineStore<S>>,
+        store: Arc<S>,
+    ) -> RaftService<RT, S> {
+        RaftService { raft, store }
+    }
+}
+
+impl<RT: AsyncRuntime, S: StateMachineStore> fmt::Debug for RaftService<RT, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RaftService")
+    }
+}
+
+/// The local Raft stopped: the peer should treat this node as unavailable.
+fn stopped(error: impl fmt::Display) -> Status {
+    Status::unavailable(format!("raft node stopped: {error}"))
+}
+
+#[tonic::async_trait]
+impl<RT, S> v1::raft_server::Raft for RaftService<RT, S>
+where
+    RT: AsyncRuntime,
+    S: StateMachineStore,
+{
+    async fn append_entries(
+        &self,
+        request: Request<v1::AppendEntriesRequest>,
+    ) -> Result<Response<v1::AppendEntriesResponse>, Status> {
+        let rpc = wire::append_request_from_wire::<RT>(request.into_inner())?;
+        let response = self.raft.append_entries(rpc).await.map_err(stopped)?;
+        Ok(Response::new(wire::append_response_to_wire(&response)))
+    }
+
+    async fn vote(
+        &self,
+        request: Request<v1::VoteRequest>,
+    ) -> Result<Response<v1::VoteResponse>, Status> {
+        let rpc = wire::vote_request_from_wire::<RT>(request.into_inner())?;
+        let response = self.raft.vote(rpc).await.map_err(stopped)?;
+        Ok(Response::new(wire::vote_response_to_wire(&response)))
+    }
+
+    async fn pre_vote(
+        &self,
+        request: Request<v1::VoteRequest>,
+    ) -> Result<Response<v1::VoteResponse>, Status> {
+        let rpc = wire::vote_request_from_wire::<RT>(request.into_inner())?;
+        let response = self.raft.pre_vote(rpc).await.map_err(stopped)?;
+        Ok(Response::new(wire::vote_response_to_wire(&response)))
+    }
+
+    /// Receives a header and data chunks into a new snapshot file, checks its size, then
+    /// installs it (the install verifies the checksum before anything changes).
+    async fn install_snapshot(
+        &self,
+        request: Request<Streaming<v1::SnapshotChunk>>,
+    ) -> Result<Response<v1::InstallSnapshotResponse>, Status> {
+        let mut chunks = request.into_inner();
+        let header = match chunks.message().await?.and_then(|chunk| chunk.chunk) {
+            Some(v1::snapshot_chunk::Chunk::Header(header)) => header,
+            _ => {
+                return Err(
+                    WireError::Protocol("a snapshot stream must start with its header").into(),
+                );
+            }
+        };
+        let expected_size = header.size;
+        let (vote, meta) = wire::snapshot_header_from_wire(header)?;
+        let mut sink = self
+            .store
+            .create_snapshot(&meta)
+            .map_err(|error| Status::internal(format!("cannot create snapshot file: {error}")))?;
+        let mut received = 0u64;
+        while let Some(chunk) = chunks.message().await? {
+            match chunk.chunk {
+                Some(v1::snapshot_chunk::Chunk::Data(data)) => {
+                    received += data.len() as u64;
+                    if received > expected_size {
+                        return Err(
+                            WireError::Protocol("snapshot longer than its header says").into()
+                        );
+                    }
+                    sink.write_all(&data).map_err(|error| {
+                        Status::internal(format!("cannot write snapshot: {error}"))
+                    })?;
+                }
+                _ => {
+                    return Err(WireError::Protocol(
+                        "a snapshot stream carries one header, then data",
+                    )
+                    .into());
+                }
+            }
+        }
+        if received != expected_size {
+            return Err(WireError::Protocol("snapshot shorter than its header says").into());
+        }
+        let snapshot = sink
+            .finish()
+            .map_err(|error| Status::internal(format!("cannot store snapshot: {error}")))?;
+        debug_assert_eq!(snapshot.size_bytes(), expected_size);
+        let response = self
+            .raft
+            .install_full_snapshot(vote, Snapshot { meta, snapshot })
+            .await
+            .map_err(stopped)?;
+        Ok(Response::new(v1::InstallSnapshotResponse {
+            vote: Some(wire::vote_to_wire(&response.vote)),
+        }))
+    }
+
+    async fn transfer_leader(
+        &self,
+        request: Request<v1::TransferLeaderRequest>,
+    ) -> Result<Response<v1::TransferLeaderResponse>, Status> {
+        let rpc = wire::transfer_request_from_wire::<RT>(request.into_inner())?;
+        let response = self
+            .raft
+            .handle_transfer_leader(rpc)
+            .await
+            .map_err(stopped)?;
+        Ok(Response::new(wire::transfer_response_to_wire::<RT>(
+            &response,
+        )))
+    }
+}
