@@ -24,6 +24,61 @@ pub enum Error {
     Config(#[from] ConfigError),
 }
 
+/// Why a client request (a read, a write, a membership change) failed. This is the error
+/// vocabulary shared by the embeddable API, request forwarding and the gRPC boundary, where each
+/// variant maps to one status code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestError {
+    /// The request is malformed or exceeds a limit (`INVALID_ARGUMENT`, or
+    /// `RESOURCE_EXHAUSTED` for a request that is too large). Nothing was changed.
+    #[error(transparent)]
+    InvalidArgument(#[from] InvalidArgument),
+    /// The key does not exist (`NOT_FOUND`).
+    #[error("key not found")]
+    NotFound,
+    /// No leader is known, or the leader cannot reach a quorum (`UNAVAILABLE`). Retryable; a
+    /// write may or may not have been applied.
+    #[error("unavailable: {reason}")]
+    Unavailable {
+        /// What is missing.
+        reason: String,
+        /// The leader this node last knew of, if any: (id, address).
+        leader: Option<(u64, String)>,
+    },
+    /// The caller's deadline passed first (`DEADLINE_EXCEEDED`). A write may or may not have
+    /// been applied.
+    #[error("deadline of {deadline_ms} ms exceeded")]
+    Timeout {
+        /// The deadline that passed, in milliseconds.
+        deadline_ms: u64,
+    },
+    /// The store is at its configured maximum (`RESOURCE_EXHAUSTED`); reads still work.
+    #[error("storage full: the store reached its maximum of {max_bytes} bytes")]
+    StorageFull {
+        /// The configured maximum size in bytes.
+        max_bytes: u64,
+    },
+    /// The node is stopping or has stopped (`UNAVAILABLE`).
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    /// Anything else (`INTERNAL`), with its description.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RequestError {
+    /// Whether retrying the same request (perhaps on another node) may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            RequestError::Unavailable { .. }
+                | RequestError::Timeout { .. }
+                | RequestError::ShuttingDown
+        )
+    }
+}
+
 /// A request that breaks a validation rule. Nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -52,7 +52,7 @@ mod test_strategies;
 
 pub use command::{Command, Expected, NewValue};
 pub use config::{Config, PemSource, StartMode, TlsConfig};
-pub use error::{ConfigError, DecodeError, Error, InvalidArgument, StorageError};
+pub use error::{ConfigError, DecodeError, Error, InvalidArgument, RequestError, StorageError};
 pub use limits::{Limits, MAX_KEY_BYTES};
 pub use query::{Query, ReadPreference};
 pub use raft_types::{NodeId, RaftTypes};

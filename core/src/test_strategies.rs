@@ -48,6 +48,22 @@ pub(crate) fn command() -> impl Strategy<Value = Command> {
     ]
 }
 
+pub(crate) fn query() -> impl Strategy<Value = crate::query::Query> {
+    use crate::query::Query;
+    prop_oneof![
+        small_key().prop_map(|key| Query::Get { key }),
+        vec(small_key(), 0..5).prop_map(|keys| Query::GetMany { keys }),
+        vec(prop_oneof![Just(b'a'), Just(b'b')], 0..3)
+            .prop_map(|prefix| Query::GetPrefix { prefix }),
+        (
+            optional_bound(),
+            optional_bound(),
+            prop_oneof![Just(0u64), 1u64..4, any::<u64>()]
+        )
+            .prop_map(|(min, max, count)| Query::GetRange { min, max, count }),
+    ]
+}
+
 pub(crate) fn key_value() -> impl Strategy<Value = KeyValue> {
     (bytes(), bytes(), any::<u64>()).prop_map(|(key, value, revision)| KeyValue {
         key,

@@ -13,10 +13,13 @@
 
 pub mod convert;
 mod error;
+mod forward;
 mod raft_client;
 mod raft_service;
+pub mod status;
 
 pub use error::WireError;
+pub use forward::{ForwardHandler, Forwarder};
 pub use raft_client::{GrpcNetwork, GrpcRaftClient};
 pub use raft_service::RaftService;
 

@@ -14,20 +14,28 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::WireError;
 use crate::convert::raft as wire;
+use crate::forward::{ForwardHandler, serve_forward};
 
 /// The `dbadger.v1.Raft` service of one node.
 pub struct RaftService<RT: AsyncRuntime, S: StateMachineStore> {
     raft: Raft<RaftTypes<RT>, RaftStateMachineStore<S>>,
     store: Arc<S>,
+    forwarded: Arc<dyn ForwardHandler>,
 }
 
 impl<RT: AsyncRuntime, S: StateMachineStore> RaftService<RT, S> {
-    /// Serves `raft`, receiving snapshots into `store` (the store behind its state machine).
+    /// Serves `raft`, receiving snapshots into `store` (the store behind its state machine) and
+    /// handing requests forwarded by followers to `forwarded`.
     pub fn new(
         raft: Raft<RaftTypes<RT>, RaftStateMachineStore<S>>,
         store: Arc<S>,
+        forwarded: Arc<dyn ForwardHandler>,
     ) -> RaftService<RT, S> {
-        RaftService { raft, store }
+        RaftService {
+            raft,
+            store,
+            forwarded,
+        }
     }
 }
 
@@ -48,6 +56,15 @@ where
     RT: AsyncRuntime,
     S: StateMachineStore,
 {
+    async fn forward(
+        &self,
+        request: Request<v1::ForwardRequest>,
+    ) -> Result<Response<v1::ForwardResponse>, Status> {
+        serve_forward(&*self.forwarded, request.into_inner())
+            .await
+            .map(Response::new)
+    }
+
     async fn append_entries(
         &self,
         request: Request<v1::AppendEntriesRequest>,

@@ -9,9 +9,10 @@ use std::time::Duration;
 use dbadger_core::raft_storage::{RaftLog, RaftStateMachineStore};
 use dbadger_core::raft_types::{Node, RaftTypes};
 use dbadger_core::storage::memory::{MemoryLogStore, MemorySnapshot, MemoryStateMachine};
-use dbadger_core::{Command, Response};
-use dbadger_grpc::{GrpcNetwork, RaftService};
+use dbadger_core::{Command, Query, RequestError, Response};
+use dbadger_grpc::{ForwardHandler, GrpcNetwork, RaftService};
 use dbadger_proto::v1::raft_server::RaftServer;
+use futures_util::future::BoxFuture;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{Config, Raft, SnapshotPolicy};
 use openraft_rt_tokio::TokioRuntime;
@@ -25,6 +26,23 @@ struct TestNode {
     raft: TestRaft,
     machine: Arc<MemoryStateMachine>,
     addr: String,
+}
+
+/// This test exercises replication only; forwarded requests are refused.
+struct NotForwarding;
+
+impl ForwardHandler for NotForwarding {
+    fn write(&self, _: Command) -> BoxFuture<'_, Result<Response, RequestError>> {
+        Box::pin(async { Err(RequestError::ShuttingDown) })
+    }
+
+    fn linearizable_read(&self, _: Query) -> BoxFuture<'_, Result<Response, RequestError>> {
+        Box::pin(async { Err(RequestError::ShuttingDown) })
+    }
+
+    fn add_member(&self, _: u64, _: String) -> BoxFuture<'_, Result<(), RequestError>> {
+        Box::pin(async { Err(RequestError::ShuttingDown) })
+    }
 }
 
 fn config() -> Arc<Config> {
@@ -54,7 +72,7 @@ async fn start_node(id: u64) -> TestNode {
     )
     .await
     .expect("raft starts");
-    let service = RaftService::new(raft.clone(), Arc::clone(&machine));
+    let service = RaftService::new(raft.clone(), Arc::clone(&machine), Arc::new(NotForwarding));
     tokio::spawn(
         Server::builder()
             .add_service(RaftServer::new(service))

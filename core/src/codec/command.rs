@@ -4,6 +4,7 @@
 use super::wire::{Reader, Writer};
 use crate::command::{Command, Expected, NewValue};
 use crate::error::DecodeError;
+use crate::query::Query;
 use crate::response::{KeyValue, Lookup, Response, Versioned};
 
 const SET: u8 = 1;
@@ -148,6 +149,54 @@ pub(crate) fn read_command(r: &mut Reader<'_>) -> Result<Command, DecodeError> {
         }
     };
     Ok(command)
+}
+
+const GET: u8 = 1;
+const GET_MANY: u8 = 2;
+const GET_PREFIX: u8 = 3;
+const GET_RANGE: u8 = 4;
+
+pub(crate) fn write_query(w: &mut Writer, query: &Query) {
+    match query {
+        Query::Get { key } => {
+            w.u8(GET);
+            w.bytes(key);
+        }
+        Query::GetMany { keys } => {
+            w.u8(GET_MANY);
+            write_byte_strings(w, keys);
+        }
+        Query::GetPrefix { prefix } => {
+            w.u8(GET_PREFIX);
+            w.bytes(prefix);
+        }
+        Query::GetRange { min, max, count } => {
+            w.u8(GET_RANGE);
+            w.optional(min.as_ref(), |w, b| w.bytes(b));
+            w.optional(max.as_ref(), |w, b| w.bytes(b));
+            w.u64(*count);
+        }
+    }
+}
+
+pub(crate) fn read_query(r: &mut Reader<'_>) -> Result<Query, DecodeError> {
+    Ok(match r.u8("query tag")? {
+        GET => Query::Get {
+            key: r.bytes("key")?,
+        },
+        GET_MANY => Query::GetMany {
+            keys: read_byte_strings(r, "keys")?,
+        },
+        GET_PREFIX => Query::GetPrefix {
+            prefix: r.bytes("prefix")?,
+        },
+        GET_RANGE => Query::GetRange {
+            min: r.optional("range min", |r| r.bytes("range min"))?,
+            max: r.optional("range max", |r| r.bytes("range max"))?,
+            count: r.u64("range count")?,
+        },
+        tag => return Err(DecodeError::UnknownTag { what: "query", tag }),
+    })
 }
 
 const EMPTY: u8 = 0;

@@ -30,6 +30,7 @@ use wire::{Reader, Writer};
 
 use crate::command::Command;
 use crate::error::DecodeError;
+use crate::query::Query;
 use crate::raft_types::{LogEntry, LogId, Membership, SnapshotMeta, StoredMembership, Vote};
 use crate::response::Response;
 
@@ -85,6 +86,16 @@ pub fn encode_command(command: &Command) -> Vec<u8> {
 /// Decodes one command.
 pub fn decode_command(bytes: &[u8]) -> Result<Command, DecodeError> {
     decode(bytes, "command", command::read_command)
+}
+
+/// Encodes one query (reads are forwarded to the leader in this form).
+pub fn encode_query(query: &Query) -> Vec<u8> {
+    encode(64, |w| command::write_query(w, query))
+}
+
+/// Decodes one query.
+pub fn decode_query(bytes: &[u8]) -> Result<Query, DecodeError> {
+    decode(bytes, "query", command::read_query)
 }
 
 /// Encodes one response.

@@ -35,6 +35,12 @@ proptest! {
         assert_round_trip(&command, encode_command, decode_command);
     }
 
+    /// Every query survives encode/decode.
+    #[test]
+    fn queries_round_trip(query in test_strategies::query()) {
+        assert_round_trip(&query, encode_query, decode_query);
+    }
+
     /// Every response survives encode/decode.
     #[test]
     fn responses_round_trip(response in test_strategies::response()) {

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use super::*;
 use crate::storage::memory::MemoryStateMachine;
 use crate::storage::{StateMachineStore, StateWrite};
-use crate::test_strategies::{self, optional_bound, small_key};
+use crate::test_strategies;
 use crate::testing::Model;
 
 #[derive(Clone, Debug)]
@@ -17,21 +17,10 @@ enum Operation {
     Read(Query),
 }
 
-fn query() -> impl Strategy<Value = Query> {
-    prop_oneof![
-        small_key().prop_map(|key| Query::Get { key }),
-        proptest::collection::vec(small_key(), 0..5).prop_map(|keys| Query::GetMany { keys }),
-        proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b')], 0..3)
-            .prop_map(|prefix| Query::GetPrefix { prefix }),
-        (optional_bound(), optional_bound(), 0u64..4)
-            .prop_map(|(min, max, count)| Query::GetRange { min, max, count }),
-    ]
-}
-
 fn operation() -> impl Strategy<Value = Operation> {
     prop_oneof![
         3 => test_strategies::command().prop_map(Operation::Write),
-        2 => query().prop_map(Operation::Read),
+        2 => test_strategies::query().prop_map(Operation::Read),
     ]
 }
 

@@ -1,0 +1,173 @@
+//! Forwarding client requests to the leader over the internal `Raft.Forward` RPC: the handler
+//! trait the receiving node implements, and the client the forwarding node uses.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dbadger_core::codec::{
+    decode_command, decode_query, decode_response, encode_command, encode_query, encode_response,
+};
+use dbadger_core::raft_types::NodeId;
+use dbadger_core::{Command, Query, RequestError, Response};
+use dbadger_proto::v1;
+use dbadger_proto::v1::raft_client::RaftClient;
+use futures_util::future::BoxFuture;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status};
+
+use crate::status::{from_status, to_status};
+
+/// What a node does with requests forwarded to it by followers.
+pub trait ForwardHandler: Send + Sync + 'static {
+    /// Proposes a write and answers once it is committed and applied here.
+    fn write(&self, command: Command) -> BoxFuture<'_, Result<Response, RequestError>>;
+    /// Answers a query linearizably.
+    fn linearizable_read(&self, query: Query) -> BoxFuture<'_, Result<Response, RequestError>>;
+    /// Adds a node to the cluster: as a learner, then, once it has caught up, as a voter.
+    fn add_member(&self, id: NodeId, addr: String) -> BoxFuture<'_, Result<(), RequestError>>;
+}
+
+/// Serves `Raft.Forward` with a [`ForwardHandler`].
+pub(crate) async fn serve_forward(
+    handler: &dyn ForwardHandler,
+    request: v1::ForwardRequest,
+) -> Result<v1::ForwardResponse, Status> {
+    let malformed = |what: &str, error: dbadger_core::DecodeError| {
+        Status::invalid_argument(format!("malformed forwarded {what}: {error}"))
+    };
+    let response = match request.request {
+        Some(v1::forward_request::Request::Command(bytes)) => {
+            let command = decode_command(&bytes).map_err(|e| malformed("command", e))?;
+            handler.write(command).await
+        }
+        Some(v1::forward_request::Request::Query(bytes)) => {
+            let query = decode_query(&bytes).map_err(|e| malformed("query", e))?;
+            handler.linearizable_read(query).await
+        }
+        Some(v1::forward_request::Request::AddMember(member)) => handler
+            .add_member(member.id, member.addr)
+            .await
+            .map(|()| Response::Empty),
+        None => return Err(Status::invalid_argument("empty forward request")),
+    };
+    match response {
+        Ok(response) => Ok(v1::ForwardResponse {
+            response: encode_response(&response),
+        }),
+        Err(error) => Err(to_status(&error)),
+    }
+}
+
+/// Sends requests to other nodes' `Raft.Forward`, keeping one channel per address.
+#[derive(Clone, Default)]
+pub struct Forwarder {
+    channels: Arc<Mutex<HashMap<String, RaftClient<Channel>>>>,
+}
+
+impl fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Forwarder")
+    }
+}
+
+impl Forwarder {
+    /// A forwarder with no open channels.
+    pub fn new() -> Forwarder {
+        Forwarder::default()
+    }
+
+    fn client(&self, addr: &str) -> Result<RaftClient<Channel>, RequestError> {
+        let mut channels = self
+            .channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = channels.get(addr) {
+            return Ok(client.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|error| {
+            RequestError::Unavailable {
+                reason: format!("bad leader address {addr:?}: {error}"),
+                leader: None,
+            }
+        })?;
+        let client = RaftClient::new(
+            endpoint
+                .connect_timeout(Duration::from_secs(1))
+                .connect_lazy(),
+        );
+        channels.insert(addr.to_owned(), client.clone());
+        Ok(client)
+    }
+
+    async fn forward(
+        &self,
+        addr: &str,
+        request: v1::forward_request::Request,
+        deadline: Duration,
+    ) -> Result<Response, RequestError> {
+        let mut client = self.client(addr)?;
+        let mut grpc_request = Request::new(v1::ForwardRequest {
+            request: Some(request),
+        });
+        grpc_request.set_timeout(deadline);
+        let reply = match tokio::time::timeout(deadline, client.forward(grpc_request)).await {
+            Ok(Ok(reply)) => reply.into_inner(),
+            Ok(Err(status)) => return Err(from_status(&status)),
+            Err(_) => {
+                return Err(RequestError::Timeout {
+                    deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+                });
+            }
+        };
+        decode_response(&reply.response).map_err(|error| {
+            RequestError::Internal(format!("leader sent a malformed response: {error}"))
+        })
+    }
+
+    /// Forwards a write to the node at `addr`.
+    pub async fn write(
+        &self,
+        addr: &str,
+        command: &Command,
+        deadline: Duration,
+    ) -> Result<Response, RequestError> {
+        self.forward(
+            addr,
+            v1::forward_request::Request::Command(encode_command(command)),
+            deadline,
+        )
+        .await
+    }
+
+    /// Forwards a linearizable read to the node at `addr`.
+    pub async fn linearizable_read(
+        &self,
+        addr: &str,
+        query: &Query,
+        deadline: Duration,
+    ) -> Result<Response, RequestError> {
+        self.forward(
+            addr,
+            v1::forward_request::Request::Query(encode_query(query)),
+            deadline,
+        )
+        .await
+    }
+
+    /// Asks the node at `addr` to add node `id` (reachable at `member_addr`) to the cluster.
+    pub async fn add_member(
+        &self,
+        addr: &str,
+        id: NodeId,
+        member_addr: &str,
+        deadline: Duration,
+    ) -> Result<(), RequestError> {
+        let request = v1::forward_request::Request::AddMember(v1::AddMember {
+            id,
+            addr: member_addr.to_owned(),
+        });
+        self.forward(addr, request, deadline).await.map(|_| ())
+    }
+}
