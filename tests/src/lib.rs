@@ -1,6 +1,57 @@
 //! Integration tests of dbadger over real sockets, real processes and real disks.
 //!
-//! The tests live in `tests/tests/`; this library holds the helpers they share (temporary data
-//! directories, certificate generation, process supervision).
-//!
-//! Status: the cluster tests land with the cluster issue.
+//! The tests live in `tests/tests/`; this library holds what they share: starting in-process
+//! clusters on loopback with LMDB in temporary directories.
+
+use std::time::Duration;
+
+use dbadger::{Config, Db, StartMode};
+use tempfile::TempDir;
+
+/// One node of a test cluster and the directory it lives in.
+#[derive(Debug)]
+pub struct TestNode {
+    /// The node.
+    pub db: Db,
+    /// Its data directory, deleted when the node is dropped.
+    pub dir: TempDir,
+}
+
+/// Fast timers for tests on loopback: elections in a few hundred milliseconds.
+pub fn test_config(dir: &TempDir, start: StartMode) -> Config {
+    Config {
+        bind: "127.0.0.1:0".to_owned(),
+        data_dir: dir.path().to_path_buf(),
+        start,
+        heartbeat_timeout: Duration::from_millis(300),
+        election_timeout: Duration::from_millis(300),
+        leader_lease_timeout: Duration::from_millis(150),
+        commit_timeout: Duration::from_millis(30),
+        request_timeout: Duration::from_secs(10),
+        max_storage_bytes: 256 << 20,
+        ..Config::default()
+    }
+}
+
+/// Starts a node with LMDB in a fresh temporary directory.
+pub async fn start_node(start: StartMode) -> TestNode {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let db = Db::start(test_config(&dir, start))
+        .await
+        .expect("node starts");
+    TestNode { db, dir }
+}
+
+/// Bootstraps one node and joins `size - 1` more, each through the previous node (so joins
+/// are forwarded to the leader).
+pub async fn start_cluster(size: usize) -> Vec<TestNode> {
+    let mut nodes = vec![start_node(StartMode::Bootstrap).await];
+    for _ in 1..size {
+        let seed = nodes
+            .last()
+            .map(|node| node.db.addr().to_owned())
+            .expect("a node");
+        nodes.push(start_node(StartMode::Join(vec![seed])).await);
+    }
+    nodes
+}

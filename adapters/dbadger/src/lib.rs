@@ -1,12 +1,39 @@
 //! dbadger: a distributed, embeddable key-value database.
 //!
-//! This is the crate users embed. It owns `Db::start` / `close`, every key-value operation with
-//! its read preference and deadline, request forwarding to the leader, cluster membership, and the
-//! node driver that ties openraft, the storage adapter and the network adapter together.
+//! This is the crate users embed. [`Db::start`] runs a node (openraft on LMDB, or on memory in
+//! in-memory mode, serving the Raft transport on one TCP port) and [`Db`] offers every operation
+//! of DBadger plus compare-and-set. Writes and linearizable reads issued on a follower are
+//! forwarded to the leader; every call has a deadline; no leader or no quorum gives a retryable
+//! [`Error::Unavailable`], never a hang.
 //!
-//! The command model, the state-machine rules, validation and configuration are re-exported from
-//! [`dbadger_core`], so an embedding program needs this crate only.
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use dbadger::{Config, Db, ReadPreference, StartMode};
 //!
-//! Status: `Db` lands with the cluster issue; today this crate re-exports the core model.
+//! let config = Config {
+//!     bind: "127.0.0.1:7400".into(),
+//!     data_dir: "dbadger-data".into(),
+//!     start: StartMode::Bootstrap,
+//!     ..Config::default()
+//! };
+//! let db = Db::start(config).await?;
+//! db.set(b"greeting", b"hello").await?;
+//! let entry = db.get(b"greeting", ReadPreference::Leader).await?;
+//! assert_eq!(entry.value, b"hello");
+//! db.close().await;
+//! # Ok(()) }
+//! ```
+//!
+//! Status: the node runs and serves the Raft transport and forwarding; the public Kv and
+//! Cluster gRPC services, TLS, metrics and leave-on-stop are being built.
 
-pub use dbadger_core as core;
+mod db;
+mod node;
+mod runtime;
+
+pub use db::{CompareAndSetOutcome, Db, Deleted, DeletedKeys, Range, StartError};
+pub use dbadger_core::{
+    Command, Config, Expected, KeyValue, Limits, Lookup, NewValue, NodeId, PemSource, Query,
+    ReadPreference, RequestError as Error, Response, StartMode, TlsConfig, Versioned,
+};
+pub use node::NodeStatus;
