@@ -1,17 +1,32 @@
-//! The `dbadger` binary: runs a node (`dbadger node ...`) and talks to a cluster with client
-//! commands in the style of etcdctl (`get`, `put`, `del`, `cas`, `status`, ...).
+//! The `dbadger` binary.
 //!
-//! Status: the node entry point lands with the cluster issue and the client commands after it.
-//! Until then the binary explains that and exits with status 2, so a script cannot mistake it
-//! for a running node.
+//! `dbadger node ...` runs a node: it logs to stderr and stops gracefully on SIGINT or SIGTERM.
+//! The terminal UI and the etcdctl-style client commands (`get`, `put`, `del`, ...) come later;
+//! until then `--headless` is implied.
+
+mod node;
 
 use std::process::ExitCode;
 
+use clap::{Parser, Subcommand};
+
+/// dbadger: a distributed, embeddable key-value database.
+#[derive(Debug, Parser)]
+#[command(name = "dbadger", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Run a node.
+    Node(node::NodeArgs),
+}
+
 fn main() -> ExitCode {
-    eprintln!(
-        "dbadger {}: the node and client commands are not built yet; \
-         this release contains the storage core only (see README.md, Status)",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(2)
+    let cli = Cli::parse();
+    match cli.command {
+        Commands::Node(args) => node::run(args),
+    }
 }

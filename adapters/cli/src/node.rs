@@ -1,0 +1,124 @@
+//! `dbadger node`: run one node until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use dbadger::{Config, Db, StartMode};
+
+/// The flags of `dbadger node` (DESIGN.md §5).
+#[derive(Debug, Args)]
+pub(crate) struct NodeArgs {
+    /// Data directory (LMDB environment and snapshots).
+    #[arg(long = "db", env = "DBADGER_DB", default_value = "dbadger-data")]
+    data_dir: PathBuf,
+    /// Address to listen on (Raft, client gRPC, metrics), host:port.
+    #[arg(long, env = "DBADGER_BIND", default_value = "127.0.0.1:7400")]
+    bind: String,
+    /// Address other nodes use to reach this one, if not the bind address.
+    #[arg(long, env = "DBADGER_ADVERTISE")]
+    advertise: Option<String>,
+    /// Create a new one-node cluster (ignored when the data directory already holds one).
+    #[arg(long)]
+    bootstrap: bool,
+    /// Join the cluster through this member (repeatable).
+    #[arg(long = "join", value_name = "ADDR")]
+    join: Vec<String>,
+    /// Turn this node's data into a new one-node cluster after losing the others.
+    #[arg(long)]
+    recover: bool,
+    /// Cluster CA certificate (PEM) for mutual TLS.
+    #[arg(long, requires_all = ["cert", "key"])]
+    ca: Option<PathBuf>,
+    /// This node's certificate (PEM).
+    #[arg(long, requires_all = ["ca", "key"])]
+    cert: Option<PathBuf>,
+    /// This node's private key (PEM).
+    #[arg(long, requires_all = ["ca", "cert"])]
+    key: Option<PathBuf>,
+    /// Keep everything in memory: no files, nothing survives the process.
+    #[arg(long)]
+    in_memory: bool,
+    /// Log to stderr instead of showing the terminal UI (the UI is not built yet, so this is
+    /// always the behaviour).
+    #[arg(long)]
+    headless: bool,
+}
+
+impl NodeArgs {
+    fn config(&self) -> Result<Config, String> {
+        let start = StartMode::from_flags(self.bootstrap, self.join.clone(), self.recover)
+            .map_err(|e| e.to_string())?;
+        if matches!(start, StartMode::Recover) {
+            return Err("--recover is not available in this build yet".to_owned());
+        }
+        if self.ca.is_some() {
+            return Err(
+                "mutual TLS (--ca/--cert/--key) is not available in this build yet".to_owned(),
+            );
+        }
+        Ok(Config {
+            bind: self.bind.clone(),
+            advertise: self.advertise.clone(),
+            data_dir: self.data_dir.clone(),
+            in_memory: self.in_memory,
+            start,
+            ..Config::default()
+        })
+    }
+}
+
+pub(crate) fn run(args: NodeArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    let _ = args.headless;
+    let config = match args.config() {
+        Ok(config) => config,
+        Err(message) => {
+            tracing::error!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let db = match Db::start(config).await {
+        Ok(db) => db,
+        Err(error) => {
+            tracing::error!("node did not start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(id = db.id(), addr = db.addr(), "node started");
+    match stop_signal().await {
+        Ok(signal) => tracing::info!("{signal}: stopping"),
+        Err(error) => tracing::error!("cannot wait for signals: {error}; stopping"),
+    }
+    db.close().await;
+    tracing::info!("node stopped");
+    ExitCode::SUCCESS
+}
+
+/// Resolves on SIGINT or SIGTERM, naming the signal.
+async fn stop_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = terminate.recv() => Ok("SIGTERM"),
+        _ = interrupt.recv() => Ok("SIGINT"),
+    }
+}
