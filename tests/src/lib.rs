@@ -8,6 +8,9 @@ use std::time::Duration;
 use dbadger::{Config, Db, StartMode};
 use tempfile::TempDir;
 
+/// The deadline of every call in the tests.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// One node of a test cluster and the directory it lives in.
 #[derive(Debug)]
 pub struct TestNode {
@@ -27,8 +30,11 @@ pub fn test_config(dir: &TempDir, start: StartMode) -> Config {
         election_timeout: Duration::from_millis(300),
         leader_lease_timeout: Duration::from_millis(150),
         commit_timeout: Duration::from_millis(30),
-        request_timeout: Duration::from_secs(10),
+        request_timeout: REQUEST_TIMEOUT,
         max_storage_bytes: 256 << 20,
+        // Small enough that a test's few hundred writes compact the log.
+        snapshot_threshold: 50,
+        trailing_logs: 10,
         ..Config::default()
     }
 }
@@ -39,6 +45,21 @@ pub async fn start_node(start: StartMode) -> TestNode {
     let db = Db::start(test_config(&dir, start))
         .await
         .expect("node starts");
+    TestNode { db, dir }
+}
+
+/// Stops a node and starts it again on the same data directory and address.
+pub async fn restart(node: TestNode) -> TestNode {
+    let TestNode { db, dir } = node;
+    let addr = db.addr().to_owned();
+    db.close().await;
+    // The store closes when the last handle goes.
+    drop(db);
+    let config = Config {
+        bind: addr,
+        ..test_config(&dir, StartMode::Resume)
+    };
+    let db = Db::start(config).await.expect("node restarts");
     TestNode { db, dir }
 }
 

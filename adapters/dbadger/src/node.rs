@@ -22,7 +22,7 @@ use crate::runtime::Runtime;
 
 type Types = RaftTypes<Runtime>;
 
-/// How often a request waiting for a leader re-checks.
+/// How long a request waits between retries while the cluster changes leader or membership.
 const LEADER_POLL: Duration = Duration::from_millis(20);
 
 /// What the rest of the crate sees of a node, whatever its store.
@@ -65,6 +65,12 @@ pub struct NodeStatus {
     pub term: u64,
     /// The index of the last entry applied here.
     pub applied_index: u64,
+    /// The index of the last entry in this node's log.
+    pub last_log_index: u64,
+    /// The last index covered by this node's current snapshot (0 for none).
+    pub snapshot_index: u64,
+    /// The last index removed from this node's log (0 for none).
+    pub purged_index: u64,
     /// Whether this node leads.
     pub is_leader: bool,
 }
@@ -102,6 +108,24 @@ enum Route {
     NoLeader,
 }
 
+/// Where a membership change stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MembershipStep {
+    /// Done on this node.
+    Done,
+    /// Another change is in flight; try again shortly.
+    Busy,
+    /// The leader did it (the request was forwarded).
+    Delegated,
+}
+
+/// The outcome of trying a request on this node.
+enum Attempt<T> {
+    Done(Result<T, RequestError>),
+    /// This node does not lead; openraft's hint says who might.
+    NotLeader(ForwardToLeader<Types>),
+}
+
 impl<S: StateMachineStore> Node<S> {
     fn route(&self, forward: &ForwardToLeader<Types>) -> Route {
         match (forward.leader_id, &forward.leader_node) {
@@ -117,8 +141,9 @@ impl<S: StateMachineStore> Node<S> {
         }
     }
 
-    /// Waits a little for a leader to appear; false once the deadline is near.
-    async fn await_leader(&self, deadline: Instant) -> bool {
+    /// Waits a little for the leader to be someone other than `stale` (any leader, for
+    /// `None`); false once the deadline is too near to try again.
+    async fn await_leader_change(&self, stale: Option<NodeId>, deadline: Instant) -> bool {
         let wait = remaining(deadline).min(LEADER_POLL * 10);
         if wait < LEADER_POLL {
             return false;
@@ -127,58 +152,89 @@ impl<S: StateMachineStore> Node<S> {
             .raft
             .wait(Some(wait))
             .metrics(
-                |metrics| metrics.current_leader.is_some(),
-                "a leader is known",
+                move |metrics| metrics.current_leader.is_some() && metrics.current_leader != stale,
+                "a new leader is known",
             )
             .await;
         remaining(deadline) > Duration::ZERO
     }
 
-    /// Proposes a write here; `forward` says whether a follower may pass it to the leader.
+    /// Runs `local` on this node; when it does not lead, runs `remote` against the leader
+    /// (if `forward`), retrying across leader changes until the deadline.
+    async fn routed<T, LocalFuture, RemoteFuture>(
+        &self,
+        deadline: Instant,
+        forward: bool,
+        local: impl Fn() -> LocalFuture,
+        remote: impl Fn(String) -> RemoteFuture,
+    ) -> Result<T, RequestError>
+    where
+        LocalFuture: Future<Output = Attempt<T>>,
+        RemoteFuture: Future<Output = Result<T, RequestError>>,
+    {
+        loop {
+            let hint = match tokio::time::timeout_at(deadline, local()).await {
+                Err(_) => return Err(timeout(deadline)),
+                Ok(Attempt::Done(result)) => return result,
+                Ok(Attempt::NotLeader(hint)) => hint,
+            };
+            match self.route(&hint) {
+                Route::Forward(leader, addr) if forward => match remote(addr.clone()).await {
+                    Ok(value) => return Ok(value),
+                    Err(error @ RequestError::Timeout { .. }) => return Err(error),
+                    Err(error) if error.is_retryable() => {
+                        if !self.await_leader_change(Some(leader), deadline).await {
+                            return Err(with_leader_hint(error, leader, &addr));
+                        }
+                    }
+                    Err(error) => return Err(error),
+                },
+                Route::Forward(leader, addr) => {
+                    return Err(RequestError::Unavailable {
+                        reason: "not the leader".to_owned(),
+                        leader: Some((leader, addr)),
+                    });
+                }
+                Route::NoLeader => {
+                    if !self.await_leader_change(None, deadline).await {
+                        return Err(self.no_leader("no leader elected"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Proposes a write; a follower passes it to the leader when `forward`.
     async fn write_routed(
         &self,
         command: Command,
         deadline: Instant,
         forward: bool,
     ) -> Result<Response, RequestError> {
-        loop {
-            let outcome =
-                tokio::time::timeout_at(deadline, self.raft.client_write(command.clone())).await;
-            let error = match outcome {
-                Err(_) => return Err(timeout(deadline)),
-                Ok(Ok(written)) => return Ok(written.data),
-                Ok(Err(RaftError::Fatal(_))) => return Err(RequestError::ShuttingDown),
-                Ok(Err(RaftError::APIError(error))) => error,
-            };
-            match error {
-                ClientWriteError::ForwardToLeader(hint) => match self.route(&hint) {
-                    Route::Forward(leader, addr) if forward => {
-                        return self
-                            .forwarder
-                            .write(&addr, &command, remaining(deadline))
-                            .await
-                            .map_err(|error| with_leader_hint(error, leader, &addr));
-                    }
-                    Route::Forward(leader, addr) => {
-                        return Err(RequestError::Unavailable {
-                            reason: "not the leader".to_owned(),
-                            leader: Some((leader, addr)),
-                        });
-                    }
-                    Route::NoLeader => {
-                        if !self.await_leader(deadline).await {
-                            return Err(self.no_leader("no leader elected"));
-                        }
-                    }
-                },
-                ClientWriteError::LogEntryDiscarded(_) => {
-                    return Err(
-                        self.no_leader("leadership changed; the write may or may not have applied")
-                    );
+        let local = || async {
+            match self.raft.client_write(command.clone()).await {
+                Ok(written) => Attempt::Done(Ok(written.data)),
+                Err(RaftError::Fatal(_)) => Attempt::Done(Err(RequestError::ShuttingDown)),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint))) => {
+                    Attempt::NotLeader(hint)
                 }
-                other => return Err(RequestError::Internal(other.to_string())),
+                Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Attempt::Done(
+                    Err(self.no_leader("leadership changed; the write may or may not have applied")),
+                ),
+                Err(RaftError::APIError(other)) => {
+                    Attempt::Done(Err(RequestError::Internal(other.to_string())))
+                }
             }
-        }
+        };
+        let remote = |addr: String| {
+            let command = &command;
+            async move {
+                self.forwarder
+                    .write(&addr, command, remaining(deadline))
+                    .await
+            }
+        };
+        self.routed(deadline, forward, local, remote).await
     }
 
     /// Answers a read; Leader reads confirm leadership with a ReadIndex round first.
@@ -192,44 +248,29 @@ impl<S: StateMachineStore> Node<S> {
         if preference == ReadPreference::Local {
             return self.read_local(&query);
         }
-        loop {
-            let outcome = tokio::time::timeout_at(
-                deadline,
-                self.raft.ensure_linearizable(ReadPolicy::ReadIndex),
-            )
-            .await;
-            let error = match outcome {
-                Err(_) => return Err(timeout(deadline)),
-                Ok(Ok(_)) => return self.read_local(&query),
-                Ok(Err(RaftError::Fatal(_))) => return Err(RequestError::ShuttingDown),
-                Ok(Err(RaftError::APIError(error))) => error,
-            };
-            match error {
-                LinearizableReadError::ForwardToLeader(hint) => match self.route(&hint) {
-                    Route::Forward(leader, addr) if forward => {
-                        return self
-                            .forwarder
-                            .linearizable_read(&addr, &query, remaining(deadline))
-                            .await
-                            .map_err(|error| with_leader_hint(error, leader, &addr));
-                    }
-                    Route::Forward(leader, addr) => {
-                        return Err(RequestError::Unavailable {
-                            reason: "not the leader".to_owned(),
-                            leader: Some((leader, addr)),
-                        });
-                    }
-                    Route::NoLeader => {
-                        if !self.await_leader(deadline).await {
-                            return Err(self.no_leader("no leader elected"));
-                        }
-                    }
-                },
-                LinearizableReadError::QuorumNotEnough(error) => {
-                    return Err(self.no_leader(&format!("leader cannot reach a quorum: {error}")));
+        let local = || async {
+            match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+                Ok(_) => Attempt::Done(self.read_local(&query)),
+                Err(RaftError::Fatal(_)) => Attempt::Done(Err(RequestError::ShuttingDown)),
+                Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(hint))) => {
+                    Attempt::NotLeader(hint)
+                }
+                Err(RaftError::APIError(LinearizableReadError::QuorumNotEnough(error))) => {
+                    Attempt::Done(Err(
+                        self.no_leader(&format!("leader cannot reach a quorum: {error}"))
+                    ))
                 }
             }
-        }
+        };
+        let remote = |addr: String| {
+            let query = &query;
+            async move {
+                self.forwarder
+                    .linearizable_read(&addr, query, remaining(deadline))
+                    .await
+            }
+        };
+        self.routed(deadline, forward, local, remote).await
     }
 
     fn read_local(&self, query: &Query) -> Result<Response, RequestError> {
@@ -237,60 +278,102 @@ impl<S: StateMachineStore> Node<S> {
         rules::read(query, &view, &self.limits).map_err(storage_error)
     }
 
+    /// One membership change on this node: done, refused because another change is in flight
+    /// (openraft allows one at a time, and none before a new leader's first entry applies), or
+    /// not possible here because another node leads.
+    async fn membership_step(
+        &self,
+        change: impl Future<Output = Result<(), RaftError<Types, ClientWriteError<Types>>>>,
+    ) -> Attempt<MembershipStep> {
+        match change.await {
+            Ok(()) => Attempt::Done(Ok(MembershipStep::Done)),
+            Err(RaftError::Fatal(_)) => Attempt::Done(Err(RequestError::ShuttingDown)),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint))) => {
+                Attempt::NotLeader(hint)
+            }
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(_))) => {
+                Attempt::Done(Ok(MembershipStep::Busy))
+            }
+            Err(RaftError::APIError(other)) => {
+                Attempt::Done(Err(RequestError::Internal(other.to_string())))
+            }
+        }
+    }
+
+    /// Waits before retrying a membership step that found the cluster busy.
+    async fn wait_not_busy(&self, deadline: Instant) -> Result<(), RequestError> {
+        if remaining(deadline) <= LEADER_POLL {
+            return Err(self.no_leader("the cluster stayed busy with another membership change"));
+        }
+        tokio::time::sleep(LEADER_POLL).await;
+        Ok(())
+    }
+
+    async fn add_learner_once(
+        &self,
+        id: NodeId,
+        node: &NodeAddress,
+        deadline: Instant,
+        forward: bool,
+    ) -> Result<MembershipStep, RequestError> {
+        let local = || {
+            self.membership_step(async {
+                self.raft
+                    .add_learner(id, node.clone(), true)
+                    .await
+                    .map(|_| ())
+            })
+        };
+        let remote = |leader_addr: String| async move {
+            self.forwarder
+                .add_member(&leader_addr, id, &node.addr, remaining(deadline))
+                .await
+                .map(|()| MembershipStep::Delegated)
+        };
+        self.routed(deadline, forward, local, remote).await
+    }
+
+    async fn promote_once(
+        &self,
+        id: NodeId,
+        deadline: Instant,
+    ) -> Result<MembershipStep, RequestError> {
+        let local = || {
+            self.membership_step(async {
+                self.raft
+                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                    .await
+                    .map(|_| ())
+            })
+        };
+        self.routed(deadline, false, local, |_| async {
+            Ok(MembershipStep::Delegated)
+        })
+        .await
+    }
+
     /// Adds `id` as a learner, waits for it to catch up, then makes it a voter. Runs on the
-    /// leader; a follower forwards it.
+    /// leader; a follower forwards the whole request when `forward`.
     async fn add_member_routed(
         &self,
         id: NodeId,
         addr: String,
         deadline: Instant,
+        forward: bool,
     ) -> Result<(), RequestError> {
         let node = NodeAddress { addr };
-        let added =
-            tokio::time::timeout_at(deadline, self.raft.add_learner(id, node.clone(), true)).await;
-        match added {
-            Err(_) => return Err(timeout(deadline)),
-            Ok(Ok(_)) => {}
-            Ok(Err(RaftError::Fatal(_))) => return Err(RequestError::ShuttingDown),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint)))) => {
-                return match self.route(&hint) {
-                    Route::Forward(leader, leader_addr) => self
-                        .forwarder
-                        .add_member(&leader_addr, id, &node.addr, remaining(deadline))
-                        .await
-                        .map_err(|error| with_leader_hint(error, leader, &leader_addr)),
-                    Route::NoLeader => Err(self.no_leader("no leader to add a member")),
-                };
-            }
-            Ok(Err(RaftError::APIError(other))) => {
-                return Err(RequestError::Internal(other.to_string()));
+        loop {
+            match self.add_learner_once(id, &node, deadline, forward).await? {
+                MembershipStep::Delegated => return Ok(()),
+                MembershipStep::Done => break,
+                MembershipStep::Busy => self.wait_not_busy(deadline).await?,
             }
         }
         self.await_caught_up(id, deadline).await?;
         loop {
-            let promoted = tokio::time::timeout_at(
-                deadline,
-                self.raft
-                    .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false),
-            )
-            .await;
-            match promoted {
-                Err(_) => return Err(timeout(deadline)),
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(RaftError::Fatal(_))) => return Err(RequestError::ShuttingDown),
-                Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(error)))) => {
-                    // Another change is in flight: wait for it to commit, then retry.
-                    if remaining(deadline) < LEADER_POLL {
-                        return Err(RequestError::Unavailable {
-                            reason: format!("membership change did not go through: {error}"),
-                            leader: None,
-                        });
-                    }
-                    tokio::time::sleep(LEADER_POLL).await;
-                }
-                Ok(Err(RaftError::APIError(other))) => {
-                    return Err(RequestError::Internal(other.to_string()));
-                }
+            match self.promote_once(id, deadline).await? {
+                MembershipStep::Busy => self.wait_not_busy(deadline).await?,
+                MembershipStep::Done | MembershipStep::Delegated => return Ok(()),
             }
         }
     }
@@ -402,6 +485,9 @@ impl<S: StateMachineStore> Engine for Node<S> {
             members,
             term: metrics.current_term,
             applied_index: metrics.last_applied.map_or(0, |id| id.index),
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            snapshot_index: metrics.snapshot.map_or(0, |id| id.index),
+            purged_index: metrics.purged.map_or(0, |id| id.index),
             is_leader: metrics.state == ServerState::Leader,
         }
     }
@@ -451,7 +537,8 @@ impl<S: StateMachineStore> ForwardHandler for Node<S> {
     fn add_member(&self, id: NodeId, addr: String) -> BoxFuture<'_, Result<(), RequestError>> {
         Box::pin(async move {
             let deadline = Instant::now() + FORWARDED_DEADLINE;
-            self.add_member_routed(id, addr, deadline).await
+            // A join may arrive at any member: pass it on to the leader (one more hop).
+            self.add_member_routed(id, addr, deadline, true).await
         })
     }
 }

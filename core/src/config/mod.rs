@@ -290,6 +290,9 @@ impl Config {
             install_snapshot_timeout: millis(self.snapshot_transfer_timeout),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_threshold),
             max_in_snapshot_log_to_keep: self.trailing_logs,
+            // Purging is one range delete per batch in every store; small batches keep the log
+            // close to `trailing_logs` instead of lagging up to openraft's default of 256.
+            purge_batch_size: 64,
             enable_pre_vote: Some(true),
             ..openraft::Config::default()
         };
