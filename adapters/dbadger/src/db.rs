@@ -13,8 +13,9 @@ use dbadger_core::{
     Command, Config, ConfigError, Expected, KeyValue, Lookup, NewValue, Query, ReadPreference,
     RequestError, Response, StartMode, StorageError,
 };
-use dbadger_grpc::{Forwarder, GrpcNetwork, RaftService};
+use dbadger_grpc::{Forwarder, GrpcNetwork, KvService, RaftService};
 use dbadger_lmdb::{LmdbOptions, LmdbStore};
+use dbadger_proto::v1::kv_server::KvServer;
 use dbadger_proto::v1::raft_server::RaftServer;
 use openraft::Raft;
 use tokio::sync::oneshot;
@@ -193,16 +194,22 @@ impl Db {
             store: Arc::clone(&store),
             forwarder: Forwarder::new(),
             limits: config.limits,
+            request_timeout: config.request_timeout,
         });
-        let service = RaftService::new(
+        let raft_service = RaftService::new(
             raft.clone(),
             store,
             Arc::clone(&node) as Arc<dyn dbadger_grpc::ForwardHandler>,
         );
+        let kv_service = KvService::new(Arc::clone(&node) as Arc<dyn dbadger_grpc::KvHandler>);
+        // Room for the largest valid request plus framing, so that a request just over the
+        // limit reaches validation and gets its typed error.
+        let max_message = (config.limits.max_request_bytes * 2).max(4 << 20);
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = Server::builder()
-                .add_service(RaftServer::new(service))
+                .add_service(RaftServer::new(raft_service).max_decoding_message_size(max_message))
+                .add_service(KvServer::new(kv_service).max_decoding_message_size(max_message))
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
                 })

@@ -11,7 +11,7 @@ use dbadger_core::storage::StateMachineStore;
 use dbadger_core::{
     Command, Limits, Query, ReadPreference, RequestError, Response, StorageError, rules,
 };
-use dbadger_grpc::{ForwardHandler, Forwarder};
+use dbadger_grpc::{ForwardHandler, Forwarder, KvHandler};
 use futures_util::future::BoxFuture;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
@@ -83,6 +83,8 @@ pub(crate) struct Node<S: StateMachineStore> {
     pub(crate) store: Arc<S>,
     pub(crate) forwarder: Forwarder,
     pub(crate) limits: Limits,
+    /// The deadline of a request that brings none.
+    pub(crate) request_timeout: Duration,
 }
 
 fn remaining(deadline: Instant) -> Duration {
@@ -540,6 +542,31 @@ impl<S: StateMachineStore> ForwardHandler for Node<S> {
             // A join may arrive at any member: pass it on to the leader (one more hop).
             self.add_member_routed(id, addr, deadline, true).await
         })
+    }
+}
+
+/// Client requests arriving over gRPC: validated here, answered or forwarded like calls on
+/// the embedded API, within the client's deadline when it sent one (capped at this node's).
+impl<S: StateMachineStore> KvHandler for Node<S> {
+    fn write(
+        &self,
+        command: Command,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'_, Result<Response, RequestError>> {
+        let deadline =
+            Instant::now() + timeout.map_or(self.request_timeout, |t| t.min(self.request_timeout));
+        Engine::write(self, command, deadline)
+    }
+
+    fn read(
+        &self,
+        query: Query,
+        preference: ReadPreference,
+        timeout: Option<Duration>,
+    ) -> BoxFuture<'_, Result<Response, RequestError>> {
+        let deadline =
+            Instant::now() + timeout.map_or(self.request_timeout, |t| t.min(self.request_timeout));
+        Engine::read(self, query, preference, deadline)
     }
 }
 

@@ -14,12 +14,14 @@
 pub mod convert;
 mod error;
 mod forward;
+mod kv_service;
 mod raft_client;
 mod raft_service;
 pub mod status;
 
 pub use error::WireError;
 pub use forward::{ForwardHandler, Forwarder};
+pub use kv_service::{KvHandler, KvService};
 pub use raft_client::{GrpcNetwork, GrpcRaftClient};
 pub use raft_service::RaftService;
 

@@ -3,4 +3,5 @@
 //! Conversions from the wire are fallible ([`crate::WireError`]): every required field is
 //! checked and embedded encodings are decoded with the core codec, which never panics.
 
+pub mod kv;
 pub mod raft;
