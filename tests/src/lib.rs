@@ -41,10 +41,15 @@ pub fn test_config(dir: &TempDir, start: StartMode) -> Config {
 
 /// Starts a node with LMDB in a fresh temporary directory.
 pub async fn start_node(start: StartMode) -> TestNode {
+    start_node_with(start, &|_| {}).await
+}
+
+/// Starts a node with LMDB in a fresh temporary directory, after `tweak` adjusted its config.
+pub async fn start_node_with(start: StartMode, tweak: &dyn Fn(&mut Config)) -> TestNode {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let db = Db::start(test_config(&dir, start))
-        .await
-        .expect("node starts");
+    let mut config = test_config(&dir, start);
+    tweak(&mut config);
+    let db = Db::start(config).await.expect("node starts");
     TestNode { db, dir }
 }
 
@@ -66,13 +71,18 @@ pub async fn restart(node: TestNode) -> TestNode {
 /// Bootstraps one node and joins `size - 1` more, each through the previous node (so joins
 /// are forwarded to the leader).
 pub async fn start_cluster(size: usize) -> Vec<TestNode> {
-    let mut nodes = vec![start_node(StartMode::Bootstrap).await];
+    start_cluster_with(size, &|_| {}).await
+}
+
+/// [`start_cluster`] with every node's config adjusted by `tweak`.
+pub async fn start_cluster_with(size: usize, tweak: &dyn Fn(&mut Config)) -> Vec<TestNode> {
+    let mut nodes = vec![start_node_with(StartMode::Bootstrap, tweak).await];
     for _ in 1..size {
         let seed = nodes
             .last()
             .map(|node| node.db.addr().to_owned())
             .expect("a node");
-        nodes.push(start_node(StartMode::Join(vec![seed])).await);
+        nodes.push(start_node_with(StartMode::Join(vec![seed]), tweak).await);
     }
     nodes
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use dbadger::{Config, Db, StartMode};
+use dbadger::{Config, Db, PemSource, StartMode, TlsConfig};
 
 /// The flags of `dbadger node` (DESIGN.md §5).
 #[derive(Debug, Args)]

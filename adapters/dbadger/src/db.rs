@@ -10,10 +10,10 @@ use dbadger_core::raft_types::{Node as NodeAddress, NodeId};
 use dbadger_core::storage::memory::{MemoryLogStore, MemoryStateMachine};
 use dbadger_core::storage::{LogStore, StateMachineStore};
 use dbadger_core::{
-    Command, Config, ConfigError, Expected, KeyValue, Lookup, NewValue, Query, ReadPreference,
-    RequestError, Response, StartMode, StorageError,
+    Command, Config, ConfigError, Expected, KeyValue, Lookup, NewValue, PemSource, Query,
+    ReadPreference, RequestError, Response, StartMode, StorageError, TlsConfig,
 };
-use dbadger_grpc::{Forwarder, GrpcNetwork, KvService, RaftService};
+use dbadger_grpc::{Forwarder, GrpcNetwork, KvService, PeerTransport, RaftService, TlsMaterial};
 use dbadger_lmdb::{LmdbOptions, LmdbStore};
 use dbadger_proto::v1::kv_server::KvServer;
 use dbadger_proto::v1::raft_server::RaftServer;
@@ -47,6 +47,9 @@ pub enum StartError {
     /// openraft refused to start.
     #[error("raft: {0}")]
     Raft(String),
+    /// The TLS material could not be read or used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Joining the cluster failed.
     #[error("joining the cluster failed: {0}")]
     Join(RequestError),
@@ -126,6 +129,24 @@ fn random_node_id() -> NodeId {
     hasher.finish().max(1)
 }
 
+/// Reads the PEM material of a TLS configuration (inline bytes or files).
+fn load_tls(tls: &TlsConfig) -> Result<TlsMaterial, StartError> {
+    let read = |source: &PemSource, what: &str| match source {
+        PemSource::Bytes(bytes) => Ok(bytes.clone()),
+        PemSource::Path(path) => std::fs::read(path).map_err(|error| {
+            StartError::Tls(format!(
+                "cannot read the {what} {}: {error}",
+                path.display()
+            ))
+        }),
+    };
+    Ok(TlsMaterial::new(
+        read(&tls.ca, "CA certificate")?,
+        read(&tls.cert, "certificate")?,
+        read(&tls.key, "private key")?,
+    ))
+}
+
 impl Db {
     /// Starts a node: opens its store (LMDB in `data_dir`, or memory), binds `bind`, starts
     /// openraft, and bootstraps, joins or resumes as `config.start` says.
@@ -168,6 +189,7 @@ impl Db {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn launch<L: LogStore, S: StateMachineStore>(
         config: &Config,
         raft_config: Arc<openraft::Config>,
@@ -177,11 +199,19 @@ impl Db {
         log: L,
         machine: S,
     ) -> Result<Db, StartError> {
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
+        let transport = PeerTransport::new(tls.as_ref());
+        let mut server = Server::builder();
+        if let Some(tls) = &tls {
+            server = server
+                .tls_config(tls.server_config())
+                .map_err(|error| StartError::Tls(error.to_string()))?;
+        }
         let store = Arc::new(machine);
         let raft = Raft::new(
             id,
             raft_config,
-            GrpcNetwork::<S::Snapshot>::new(Duration::from_secs(1)),
+            GrpcNetwork::<S::Snapshot>::new(transport.clone(), Duration::from_secs(1)),
             RaftLog::new(Arc::new(log)),
             RaftStateMachineStore::new(Arc::clone(&store)),
         )
@@ -192,7 +222,7 @@ impl Db {
             addr: addr.clone(),
             raft: raft.clone(),
             store: Arc::clone(&store),
-            forwarder: Forwarder::new(),
+            forwarder: Forwarder::new(transport),
             limits: config.limits,
             request_timeout: config.request_timeout,
         });
@@ -207,7 +237,7 @@ impl Db {
         let max_message = (config.limits.max_request_bytes * 2).max(4 << 20);
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            let _ = Server::builder()
+            let _ = server
                 .add_service(RaftServer::new(raft_service).max_decoding_message_size(max_message))
                 .add_service(KvServer::new(kv_service).max_decoding_message_size(max_message))
                 .serve_with_incoming_shutdown(incoming, async {

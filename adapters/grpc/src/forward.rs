@@ -14,9 +14,10 @@ use dbadger_core::{Command, Query, RequestError, Response};
 use dbadger_proto::v1;
 use dbadger_proto::v1::raft_client::RaftClient;
 use futures_util::future::BoxFuture;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Status};
 
+use crate::PeerTransport;
 use crate::status::{from_status, to_status};
 
 /// What a node does with requests forwarded to it by followers.
@@ -63,6 +64,7 @@ pub(crate) async fn serve_forward(
 /// Sends requests to other nodes' `Raft.Forward`, keeping one channel per address.
 #[derive(Clone, Default)]
 pub struct Forwarder {
+    transport: PeerTransport,
     channels: Arc<Mutex<HashMap<String, RaftClient<Channel>>>>,
 }
 
@@ -73,9 +75,12 @@ impl fmt::Debug for Forwarder {
 }
 
 impl Forwarder {
-    /// A forwarder with no open channels.
-    pub fn new() -> Forwarder {
-        Forwarder::default()
+    /// A forwarder reaching peers over `transport`.
+    pub fn new(transport: PeerTransport) -> Forwarder {
+        Forwarder {
+            transport,
+            channels: Arc::default(),
+        }
     }
 
     fn client(&self, addr: &str) -> Result<RaftClient<Channel>, RequestError> {
@@ -86,12 +91,13 @@ impl Forwarder {
         if let Some(client) = channels.get(addr) {
             return Ok(client.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}")).map_err(|error| {
-            RequestError::Unavailable {
-                reason: format!("bad leader address {addr:?}: {error}"),
-                leader: None,
-            }
-        })?;
+        let endpoint =
+            self.transport
+                .endpoint(addr)
+                .map_err(|reason| RequestError::Unavailable {
+                    reason,
+                    leader: None,
+                })?;
         let client = RaftClient::new(
             endpoint
                 .connect_timeout(Duration::from_secs(1))

@@ -18,12 +18,14 @@ mod kv_service;
 mod raft_client;
 mod raft_service;
 pub mod status;
+mod tls;
 
 pub use error::WireError;
 pub use forward::{ForwardHandler, Forwarder};
 pub use kv_service::{KvHandler, KvService};
 pub use raft_client::{GrpcNetwork, GrpcRaftClient};
 pub use raft_service::RaftService;
+pub use tls::{PeerTransport, TlsMaterial};
 
 /// The size of one snapshot data chunk on the wire.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;

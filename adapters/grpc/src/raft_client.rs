@@ -18,7 +18,9 @@ use openraft::raft::{
     TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{AsyncRuntime, Snapshot};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
+
+use crate::PeerTransport;
 
 use crate::SNAPSHOT_CHUNK_BYTES;
 use crate::convert::raft as wire;
@@ -29,14 +31,17 @@ type Types<RT> = RaftTypes<RT>;
 /// snapshot type of the local state machine, streamed to peers in chunks.
 pub struct GrpcNetwork<D> {
     connect_timeout: Duration,
+    transport: PeerTransport,
     _snapshot: PhantomData<fn() -> D>,
 }
 
 impl<D> GrpcNetwork<D> {
-    /// A factory whose clients give up connecting after `connect_timeout`.
-    pub fn new(connect_timeout: Duration) -> GrpcNetwork<D> {
+    /// A factory whose clients reach peers over `transport` and give up connecting after
+    /// `connect_timeout`.
+    pub fn new(transport: PeerTransport, connect_timeout: Duration) -> GrpcNetwork<D> {
         GrpcNetwork {
             connect_timeout,
+            transport,
             _snapshot: PhantomData,
         }
     }
@@ -58,7 +63,9 @@ where
     type Network = GrpcRaftClient<D>;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> GrpcRaftClient<D> {
-        let client = Endpoint::from_shared(format!("http://{}", node.addr))
+        let client = self
+            .transport
+            .endpoint(&node.addr)
             .map(|endpoint| {
                 RaftClient::new(
                     endpoint
@@ -66,7 +73,7 @@ where
                         .connect_lazy(),
                 )
             })
-            .map_err(|error| format!("bad address {:?} of node {target}: {error}", node.addr));
+            .map_err(|error| format!("node {target}: {error}"));
         GrpcRaftClient {
             target,
             client,

@@ -10,7 +10,7 @@ use dbadger_core::raft_storage::{RaftLog, RaftStateMachineStore};
 use dbadger_core::raft_types::{Node, RaftTypes};
 use dbadger_core::storage::memory::{MemoryLogStore, MemorySnapshot, MemoryStateMachine};
 use dbadger_core::{Command, Query, RequestError, Response};
-use dbadger_grpc::{ForwardHandler, GrpcNetwork, RaftService};
+use dbadger_grpc::{ForwardHandler, GrpcNetwork, PeerTransport, RaftService};
 use dbadger_proto::v1::raft_server::RaftServer;
 use futures_util::future::BoxFuture;
 use openraft::async_runtime::watch::WatchReceiver;
@@ -66,7 +66,7 @@ async fn start_node(id: u64) -> TestNode {
     let raft = Raft::new(
         id,
         config(),
-        GrpcNetwork::<MemorySnapshot>::new(Duration::from_secs(1)),
+        GrpcNetwork::<MemorySnapshot>::new(PeerTransport::default(), Duration::from_secs(1)),
         RaftLog::new(Arc::new(MemoryLogStore::new())),
         RaftStateMachineStore::new(Arc::clone(&machine)),
     )

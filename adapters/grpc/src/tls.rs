@@ -1,0 +1,72 @@
+//! Mutual TLS for the node's one port (rustls through tonic's `tls-ring`): every connection,
+//! node or client, must present a certificate signed by the cluster CA, and nodes present their
+//! own certificate both as servers and as clients.
+
+use std::fmt;
+
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+
+/// The cluster CA and this node's certificate chain and key, as PEM.
+#[derive(Clone)]
+pub struct TlsMaterial {
+    ca: Vec<u8>,
+    cert: Vec<u8>,
+    key: Vec<u8>,
+}
+
+impl fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the key.
+        f.debug_struct("TlsMaterial").finish_non_exhaustive()
+    }
+}
+
+impl TlsMaterial {
+    /// PEM bytes of the CA certificate(s), this node's certificate chain and its private key.
+    pub fn new(ca: Vec<u8>, cert: Vec<u8>, key: Vec<u8>) -> TlsMaterial {
+        TlsMaterial { ca, cert, key }
+    }
+
+    /// The server side: present this node's certificate, require a client certificate signed
+    /// by the cluster CA.
+    pub fn server_config(&self) -> ServerTlsConfig {
+        ServerTlsConfig::new()
+            .identity(Identity::from_pem(&self.cert, &self.key))
+            .client_ca_root(Certificate::from_pem(&self.ca))
+    }
+
+    /// The client side: trust only the cluster CA, present this node's certificate.
+    pub fn client_config(&self) -> ClientTlsConfig {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca))
+            .identity(Identity::from_pem(&self.cert, &self.key))
+    }
+}
+
+/// How a node reaches peers: the URI scheme and, with TLS, the client configuration.
+#[derive(Clone, Debug, Default)]
+pub struct PeerTransport {
+    tls: Option<ClientTlsConfig>,
+}
+
+impl PeerTransport {
+    /// Plaintext, or mutual TLS with `tls`.
+    pub fn new(tls: Option<&TlsMaterial>) -> PeerTransport {
+        PeerTransport {
+            tls: tls.map(TlsMaterial::client_config),
+        }
+    }
+
+    /// An endpoint for `addr` (`host:port`) with this transport's scheme and TLS settings.
+    pub fn endpoint(&self, addr: &str) -> Result<tonic::transport::Endpoint, String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|error| format!("bad address {addr:?}: {error}"))?;
+        match &self.tls {
+            Some(tls) => endpoint
+                .tls_config(tls.clone())
+                .map_err(|error| format!("TLS configuration for {addr}: {error}")),
+            None => Ok(endpoint),
+        }
+    }
+}
