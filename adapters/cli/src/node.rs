@@ -52,12 +52,16 @@ impl NodeArgs {
         if matches!(start, StartMode::Recover) {
             return Err("--recover is not available in this build yet".to_owned());
         }
-        if self.ca.is_some() {
-            return Err(
-                "mutual TLS (--ca/--cert/--key) is not available in this build yet".to_owned(),
-            );
-        }
+        let tls = match (&self.ca, &self.cert, &self.key) {
+            (Some(ca), Some(cert), Some(key)) => Some(TlsConfig {
+                ca: PemSource::Path(ca.clone()),
+                cert: PemSource::Path(cert.clone()),
+                key: PemSource::Path(key.clone()),
+            }),
+            _ => None,
+        };
         Ok(Config {
+            tls,
             bind: self.bind.clone(),
             advertise: self.advertise.clone(),
             data_dir: self.data_dir.clone(),
