@@ -21,10 +21,13 @@ use openraft::Raft;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tonic::service::Routes;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 
+use crate::metrics::Metrics;
 use crate::node::{Engine, Node, NodeStatus};
+use crate::timed_store::TimedStore;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -207,11 +210,15 @@ impl Db {
                 .tls_config(tls.server_config())
                 .map_err(|error| StartError::Tls(error.to_string()))?;
         }
-        let store = Arc::new(machine);
+        let metrics = Metrics::new();
+        let store = Arc::new(TimedStore::new(machine, Arc::clone(&metrics)));
         let raft = Raft::new(
             id,
             raft_config,
-            GrpcNetwork::<S::Snapshot>::new(transport.clone(), Duration::from_secs(1)),
+            GrpcNetwork::<<S as StateMachineStore>::Snapshot>::new(
+                transport.clone(),
+                Duration::from_secs(1),
+            ),
             RaftLog::new(Arc::new(log)),
             RaftStateMachineStore::new(Arc::clone(&store)),
         )
@@ -225,6 +232,7 @@ impl Db {
             forwarder: Forwarder::new(transport),
             limits: config.limits,
             request_timeout: config.request_timeout,
+            metrics: Arc::clone(&metrics),
         });
         let raft_service = RaftService::new(
             raft.clone(),
@@ -235,11 +243,27 @@ impl Db {
         // Room for the largest valid request plus framing, so that a request just over the
         // limit reaches validation and gets its typed error.
         let max_message = (config.limits.max_request_bytes * 2).max(4 << 20);
+        let routes = {
+            let grpc =
+                Routes::new(RaftServer::new(raft_service).max_decoding_message_size(max_message))
+                    .add_service(KvServer::new(kv_service).max_decoding_message_size(max_message));
+            let scrape = {
+                let node = Arc::clone(&node);
+                move || {
+                    let node = Arc::clone(&node);
+                    async move { node.metrics.render(&Engine::status(&*node)) }
+                }
+            };
+            Routes::from(
+                grpc.into_axum_router()
+                    .route("/metrics", axum::routing::get(scrape)),
+            )
+        };
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = server
-                .add_service(RaftServer::new(raft_service).max_decoding_message_size(max_message))
-                .add_service(KvServer::new(kv_service).max_decoding_message_size(max_message))
+                .accept_http1(true)
+                .add_routes(routes)
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = stopped.await;
                 })

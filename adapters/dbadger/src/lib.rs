@@ -28,8 +28,10 @@
 //! Cluster gRPC services, TLS, metrics and leave-on-stop are being built.
 
 mod db;
+mod metrics;
 mod node;
 mod runtime;
+mod timed_store;
 
 pub use db::{CompareAndSetOutcome, Db, Deleted, DeletedKeys, Range, StartError};
 pub use dbadger_core::{

@@ -18,6 +18,7 @@ use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError,
 use openraft::{ChangeMembers, Raft, ReadPolicy, ServerState};
 use tokio::time::Instant;
 
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 
 type Types = RaftTypes<Runtime>;
@@ -63,6 +64,8 @@ pub struct NodeStatus {
     pub members: Vec<(NodeId, String, bool)>,
     /// The current term.
     pub term: u64,
+    /// The last log index this node knows to be committed.
+    pub committed_index: u64,
     /// The index of the last entry applied here.
     pub applied_index: u64,
     /// The index of the last entry in this node's log.
@@ -85,6 +88,7 @@ pub(crate) struct Node<S: StateMachineStore> {
     pub(crate) limits: Limits,
     /// The deadline of a request that brings none.
     pub(crate) request_timeout: Duration,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 fn remaining(deadline: Instant) -> Duration {
@@ -426,8 +430,15 @@ impl<S: StateMachineStore> Engine for Node<S> {
         deadline: Instant,
     ) -> BoxFuture<'_, Result<Response, RequestError>> {
         Box::pin(async move {
-            self.limits.validate_command(&command)?;
-            self.write_routed(command, deadline, true).await
+            let started = Instant::now();
+            let operation = command.name();
+            let outcome = match self.limits.validate_command(&command) {
+                Ok(()) => self.write_routed(command, deadline, true).await,
+                Err(invalid) => Err(invalid.into()),
+            };
+            self.metrics
+                .record_request(operation, &outcome, started.elapsed());
+            outcome
         })
     }
 
@@ -438,8 +449,15 @@ impl<S: StateMachineStore> Engine for Node<S> {
         deadline: Instant,
     ) -> BoxFuture<'_, Result<Response, RequestError>> {
         Box::pin(async move {
-            self.limits.validate_query(&query)?;
-            self.read_routed(query, preference, deadline, true).await
+            let started = Instant::now();
+            let operation = query.name();
+            let outcome = match self.limits.validate_query(&query) {
+                Ok(()) => self.read_routed(query, preference, deadline, true).await,
+                Err(invalid) => Err(invalid.into()),
+            };
+            self.metrics
+                .record_request(operation, &outcome, started.elapsed());
+            outcome
         })
     }
 
@@ -486,6 +504,7 @@ impl<S: StateMachineStore> Engine for Node<S> {
             leader,
             members,
             term: metrics.current_term,
+            committed_index: metrics.cluster_committed.map_or(0, |id| id.index),
             applied_index: metrics.last_applied.map_or(0, |id| id.index),
             last_log_index: metrics.last_log_index.unwrap_or(0),
             snapshot_index: metrics.snapshot.map_or(0, |id| id.index),
