@@ -187,3 +187,86 @@ async fn malformed_and_oversize_requests_are_refused() {
     assert!(ok.is_ok(), "the node still serves: {ok:?}");
     nodes[0].db.close().await;
 }
+
+/// The Cluster service reports status from any node, adds a fresh node and removes one,
+/// forwarding to the leader as needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_service_manages_membership() {
+    use dbadger_proto::v1::cluster_client::ClusterClient;
+    let nodes = start_cluster(3).await;
+    let follower = nodes
+        .iter()
+        .find(|n| !n.db.is_leader())
+        .expect("a follower");
+    let mut cluster = ClusterClient::connect(format!("http://{}", follower.db.addr()))
+        .await
+        .expect("connect");
+    let status = cluster
+        .status(v1::StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    let leader = nodes.iter().find(|n| n.db.is_leader()).expect("leader");
+    assert_eq!(status.leader_id, leader.db.id());
+    assert_eq!(status.members.iter().filter(|m| m.voter).count(), 3);
+    assert!(status.ready && !status.is_leader);
+    assert!(status.stats.expect("stats").applied_index >= 1);
+
+    let fresh = dbadger_tests::start_node(dbadger::StartMode::Resume).await;
+    cluster
+        .add_peer(v1::AddPeerRequest {
+            id: fresh.db.id(),
+            addr: fresh.db.addr().to_owned(),
+            learner_only: false,
+        })
+        .await
+        .expect("add peer through a follower");
+    let revision = leader.db.set(b"after-add", b"1").await.expect("write");
+    fresh
+        .db
+        .wait_applied(revision)
+        .await
+        .expect("the new node replicates");
+    let voters = |status: &v1::StatusResponse| status.members.iter().filter(|m| m.voter).count();
+    let status = cluster
+        .status(v1::StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(
+        voters(&status),
+        4,
+        "the follower applied the membership before the write"
+    );
+
+    cluster
+        .remove_peer(v1::RemovePeerRequest { id: fresh.db.id() })
+        .await
+        .expect("remove peer");
+    // The leader committed the change before answering, so its view is current.
+    let mut at_leader = ClusterClient::connect(format!("http://{}", leader.db.addr()))
+        .await
+        .expect("connect");
+    let status = at_leader
+        .status(v1::StatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(voters(&status), 3);
+    assert!(status.members.iter().all(|m| m.id != fresh.db.id()));
+    let refused = cluster
+        .add_peer(v1::AddPeerRequest {
+            id: 0,
+            addr: String::new(),
+            learner_only: false,
+        })
+        .await;
+    assert_eq!(
+        refused.expect_err("empty add_peer").code(),
+        Code::InvalidArgument
+    );
+    fresh.db.close().await;
+    for node in &nodes {
+        node.db.close().await;
+    }
+}

@@ -13,8 +13,11 @@ use dbadger_core::{
     Command, Config, ConfigError, Expected, KeyValue, Lookup, NewValue, PemSource, Query,
     ReadPreference, RequestError, Response, StartMode, StorageError, TlsConfig,
 };
-use dbadger_grpc::{Forwarder, GrpcNetwork, KvService, PeerTransport, RaftService, TlsMaterial};
+use dbadger_grpc::{
+    ClusterService, Forwarder, GrpcNetwork, KvService, PeerTransport, RaftService, TlsMaterial,
+};
 use dbadger_lmdb::{LmdbOptions, LmdbStore};
+use dbadger_proto::v1::cluster_server::ClusterServer;
 use dbadger_proto::v1::kv_server::KvServer;
 use dbadger_proto::v1::raft_server::RaftServer;
 use openraft::Raft;
@@ -246,7 +249,10 @@ impl Db {
         let routes = {
             let grpc =
                 Routes::new(RaftServer::new(raft_service).max_decoding_message_size(max_message))
-                    .add_service(KvServer::new(kv_service).max_decoding_message_size(max_message));
+                    .add_service(KvServer::new(kv_service).max_decoding_message_size(max_message))
+                    .add_service(ClusterServer::new(ClusterService::new(
+                        Arc::clone(&node) as Arc<dyn dbadger_grpc::ClusterHandler>
+                    )));
             let scrape = {
                 let node = Arc::clone(&node);
                 move || {
@@ -370,9 +376,9 @@ impl Db {
         self.engine.status().members
     }
 
-    /// Whether this node knows a leader and can serve requests.
+    /// Whether this node knows a leader and has applied everything it knows to be committed.
     pub fn is_ready(&self) -> bool {
-        self.engine.status().leader.is_some()
+        self.engine.status().is_ready()
     }
 
     /// Stores `value` under `key`; returns the revision.

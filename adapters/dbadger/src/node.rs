@@ -11,7 +11,8 @@ use dbadger_core::storage::StateMachineStore;
 use dbadger_core::{
     Command, Limits, Query, ReadPreference, RequestError, Response, StorageError, rules,
 };
-use dbadger_grpc::{ForwardHandler, Forwarder, KvHandler};
+use dbadger_grpc::{ClusterHandler, ForwardHandler, Forwarder, KvHandler};
+use dbadger_proto::v1;
 use futures_util::future::BoxFuture;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
@@ -76,6 +77,16 @@ pub struct NodeStatus {
     pub purged_index: u64,
     /// Whether this node leads.
     pub is_leader: bool,
+    /// The server state: "leader", "follower", "candidate", "learner" or "shutdown".
+    pub state: &'static str,
+}
+
+impl NodeStatus {
+    /// Whether the node can serve: it knows a leader and has applied everything it knows to
+    /// be committed.
+    pub fn is_ready(&self) -> bool {
+        self.leader.is_some() && self.applied_index >= self.committed_index
+    }
 }
 
 /// A running node over the state-machine store `S`.
@@ -319,6 +330,7 @@ impl<S: StateMachineStore> Node<S> {
         &self,
         id: NodeId,
         node: &NodeAddress,
+        learner_only: bool,
         deadline: Instant,
         forward: bool,
     ) -> Result<MembershipStep, RequestError> {
@@ -332,7 +344,13 @@ impl<S: StateMachineStore> Node<S> {
         };
         let remote = |leader_addr: String| async move {
             self.forwarder
-                .add_member(&leader_addr, id, &node.addr, remaining(deadline))
+                .add_member(
+                    &leader_addr,
+                    id,
+                    &node.addr,
+                    learner_only,
+                    remaining(deadline),
+                )
                 .await
                 .map(|()| MembershipStep::Delegated)
         };
@@ -364,20 +382,64 @@ impl<S: StateMachineStore> Node<S> {
         &self,
         id: NodeId,
         addr: String,
+        learner_only: bool,
         deadline: Instant,
         forward: bool,
     ) -> Result<(), RequestError> {
         let node = NodeAddress { addr };
         loop {
-            match self.add_learner_once(id, &node, deadline, forward).await? {
+            match self
+                .add_learner_once(id, &node, learner_only, deadline, forward)
+                .await?
+            {
                 MembershipStep::Delegated => return Ok(()),
                 MembershipStep::Done => break,
                 MembershipStep::Busy => self.wait_not_busy(deadline).await?,
             }
         }
+        if learner_only {
+            return Ok(());
+        }
         self.await_caught_up(id, deadline).await?;
         loop {
             match self.promote_once(id, deadline).await? {
+                MembershipStep::Busy => self.wait_not_busy(deadline).await?,
+                MembershipStep::Done | MembershipStep::Delegated => return Ok(()),
+            }
+        }
+    }
+
+    /// Removes `id` from the cluster (voter or learner). Runs on the leader; a follower
+    /// forwards it when `forward`.
+    async fn remove_member_routed(
+        &self,
+        id: NodeId,
+        deadline: Instant,
+        forward: bool,
+    ) -> Result<(), RequestError> {
+        loop {
+            let is_voter = Engine::status(self)
+                .members
+                .iter()
+                .any(|(member, _, voter)| *member == id && *voter);
+            let change = if is_voter {
+                ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+            } else {
+                ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+            };
+            let local = || {
+                let change = change.clone();
+                self.membership_step(async move {
+                    self.raft.change_membership(change, false).await.map(|_| ())
+                })
+            };
+            let remote = |leader_addr: String| async move {
+                self.forwarder
+                    .remove_member(&leader_addr, id, remaining(deadline))
+                    .await
+                    .map(|()| MembershipStep::Delegated)
+            };
+            match self.routed(deadline, forward, local, remote).await? {
                 MembershipStep::Busy => self.wait_not_busy(deadline).await?,
                 MembershipStep::Done | MembershipStep::Delegated => return Ok(()),
             }
@@ -471,7 +533,7 @@ impl<S: StateMachineStore> Engine for Node<S> {
             for seed in seeds.iter().cycle().take(seeds.len() * 8) {
                 match self
                     .forwarder
-                    .add_member(seed, self.id, &self.addr, remaining(deadline))
+                    .add_member(seed, self.id, &self.addr, false, remaining(deadline))
                     .await
                 {
                     Ok(()) => return Ok(()),
@@ -510,6 +572,13 @@ impl<S: StateMachineStore> Engine for Node<S> {
             snapshot_index: metrics.snapshot.map_or(0, |id| id.index),
             purged_index: metrics.purged.map_or(0, |id| id.index),
             is_leader: metrics.state == ServerState::Leader,
+            state: match metrics.state {
+                ServerState::Leader => "leader",
+                ServerState::Follower => "follower",
+                ServerState::Candidate => "candidate",
+                ServerState::Learner => "learner",
+                ServerState::Shutdown => "shutdown",
+            },
         }
     }
 
@@ -555,12 +624,79 @@ impl<S: StateMachineStore> ForwardHandler for Node<S> {
         })
     }
 
-    fn add_member(&self, id: NodeId, addr: String) -> BoxFuture<'_, Result<(), RequestError>> {
+    fn add_member(
+        &self,
+        id: NodeId,
+        addr: String,
+        learner_only: bool,
+    ) -> BoxFuture<'_, Result<(), RequestError>> {
         Box::pin(async move {
             let deadline = Instant::now() + FORWARDED_DEADLINE;
             // A join may arrive at any member: pass it on to the leader (one more hop).
-            self.add_member_routed(id, addr, deadline, true).await
+            self.add_member_routed(id, addr, learner_only, deadline, true)
+                .await
         })
+    }
+
+    fn remove_member(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>> {
+        Box::pin(async move {
+            let deadline = Instant::now() + FORWARDED_DEADLINE;
+            self.remove_member_routed(id, deadline, true).await
+        })
+    }
+}
+
+/// Cluster administration over gRPC.
+impl<S: StateMachineStore> ClusterHandler for Node<S> {
+    fn add_peer(
+        &self,
+        id: NodeId,
+        addr: String,
+        learner_only: bool,
+    ) -> BoxFuture<'_, Result<(), RequestError>> {
+        Box::pin(async move {
+            let deadline = Instant::now() + self.request_timeout.max(FORWARDED_DEADLINE);
+            self.add_member_routed(id, addr, learner_only, deadline, true)
+                .await
+        })
+    }
+
+    fn remove_peer(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>> {
+        Box::pin(async move {
+            let deadline = Instant::now() + self.request_timeout;
+            self.remove_member_routed(id, deadline, true).await
+        })
+    }
+
+    fn status(&self) -> v1::StatusResponse {
+        let status = Engine::status(self);
+        let (leader_id, leader_addr) = status.leader.clone().unwrap_or_default();
+        v1::StatusResponse {
+            id: status.id,
+            addr: self.addr.clone(),
+            leader_id,
+            leader_addr,
+            members: status
+                .members
+                .iter()
+                .map(|(id, addr, voter)| v1::Member {
+                    id: *id,
+                    addr: addr.clone(),
+                    voter: *voter,
+                })
+                .collect(),
+            is_leader: status.is_leader,
+            ready: status.is_ready(),
+            stats: Some(v1::Stats {
+                term: status.term,
+                last_log_index: status.last_log_index,
+                commit_index: status.committed_index,
+                applied_index: status.applied_index,
+                snapshot_index: status.snapshot_index,
+                purged_index: status.purged_index,
+                state: status.state.to_owned(),
+            }),
+        }
     }
 }
 

@@ -26,8 +26,16 @@ pub trait ForwardHandler: Send + Sync + 'static {
     fn write(&self, command: Command) -> BoxFuture<'_, Result<Response, RequestError>>;
     /// Answers a query linearizably.
     fn linearizable_read(&self, query: Query) -> BoxFuture<'_, Result<Response, RequestError>>;
-    /// Adds a node to the cluster: as a learner, then, once it has caught up, as a voter.
-    fn add_member(&self, id: NodeId, addr: String) -> BoxFuture<'_, Result<(), RequestError>>;
+    /// Adds a node to the cluster: as a learner, then, once it has caught up, as a voter
+    /// (unless `learner_only`).
+    fn add_member(
+        &self,
+        id: NodeId,
+        addr: String,
+        learner_only: bool,
+    ) -> BoxFuture<'_, Result<(), RequestError>>;
+    /// Removes a node from the cluster.
+    fn remove_member(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>>;
 }
 
 /// Serves `Raft.Forward` with a [`ForwardHandler`].
@@ -48,9 +56,12 @@ pub(crate) async fn serve_forward(
             handler.linearizable_read(query).await
         }
         Some(v1::forward_request::Request::AddMember(member)) => handler
-            .add_member(member.id, member.addr)
+            .add_member(member.id, member.addr, member.learner_only)
             .await
             .map(|()| Response::Empty),
+        Some(v1::forward_request::Request::RemoveMember(id)) => {
+            handler.remove_member(id).await.map(|()| Response::Empty)
+        }
         None => return Err(Status::invalid_argument("empty forward request")),
     };
     match response {
@@ -168,12 +179,25 @@ impl Forwarder {
         addr: &str,
         id: NodeId,
         member_addr: &str,
+        learner_only: bool,
         deadline: Duration,
     ) -> Result<(), RequestError> {
         let request = v1::forward_request::Request::AddMember(v1::AddMember {
             id,
             addr: member_addr.to_owned(),
+            learner_only,
         });
+        self.forward(addr, request, deadline).await.map(|_| ())
+    }
+
+    /// Asks the node at `addr` to remove node `id` from the cluster.
+    pub async fn remove_member(
+        &self,
+        addr: &str,
+        id: NodeId,
+        deadline: Duration,
+    ) -> Result<(), RequestError> {
+        let request = v1::forward_request::Request::RemoveMember(id);
         self.forward(addr, request, deadline).await.map(|_| ())
     }
 }

@@ -11,6 +11,7 @@
 //! Snapshots travel as a header followed by bounded chunks ([`SNAPSHOT_CHUNK_BYTES`]) read
 //! lazily from the snapshot file, so neither side holds a whole snapshot in memory.
 
+mod cluster_service;
 pub mod convert;
 mod error;
 mod forward;
@@ -20,6 +21,7 @@ mod raft_service;
 pub mod status;
 mod tls;
 
+pub use cluster_service::{ClusterHandler, ClusterService};
 pub use error::WireError;
 pub use forward::{ForwardHandler, Forwarder};
 pub use kv_service::{KvHandler, KvService};
