@@ -40,7 +40,11 @@ impl ForwardHandler for NotForwarding {
         Box::pin(async { Err(RequestError::ShuttingDown) })
     }
 
-    fn add_member(&self, _: u64, _: String) -> BoxFuture<'_, Result<(), RequestError>> {
+    fn add_member(&self, _: u64, _: String, _: bool) -> BoxFuture<'_, Result<(), RequestError>> {
+        Box::pin(async { Err(RequestError::ShuttingDown) })
+    }
+
+    fn remove_member(&self, _: u64) -> BoxFuture<'_, Result<(), RequestError>> {
         Box::pin(async { Err(RequestError::ShuttingDown) })
     }
 }
