@@ -211,9 +211,9 @@ async fn run_case(
 fn json(outcomes: &[Outcome]) -> String {
     let mut out = String::from("[\n");
     for (i, o) in outcomes.iter().enumerate() {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "  {{\"nodes\": {}, \"path\": \"{}\", \"operation\": \"{}\", \"clients\": {}, \"operations\": {}, \"errors\": {}, \"ops_per_second\": {:.1}, \"p50_us\": {}, \"p99_us\": {}, \"p999_us\": {}, \"max_us\": {}}}{}\n",
+            "  {{\"nodes\": {}, \"path\": \"{}\", \"operation\": \"{}\", \"clients\": {}, \"operations\": {}, \"errors\": {}, \"ops_per_second\": {:.1}, \"p50_us\": {}, \"p99_us\": {}, \"p999_us\": {}, \"max_us\": {}}}{}",
             o.nodes,
             if o.path == Path::Grpc {
                 "grpc"
