@@ -44,6 +44,7 @@ fn descriptor_set_lists_every_service_and_method() {
     assert_eq!(
         methods("Raft"),
         [
+            "Forward",
             "AppendEntries",
             "Vote",
             "PreVote",

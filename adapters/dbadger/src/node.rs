@@ -176,6 +176,25 @@ impl<S: StateMachineStore> Node<S> {
         remaining(deadline) > Duration::ZERO
     }
 
+    /// Why a request ran out of time: no leader, or a leader that has not heard from a quorum
+    /// lately, is `Unavailable` (retry elsewhere or later); otherwise the deadline was simply
+    /// too short.
+    fn deadline_error(&self) -> RequestError {
+        let metrics = self.raft.metrics().borrow_watched().clone();
+        let quorum_window = Duration::from_millis(self.raft.config().election_timeout_max);
+        let quorum_recent = metrics
+            .last_quorum_acked
+            .as_ref()
+            .is_some_and(|acked| openraft::Instant::elapsed(&**acked) < quorum_window);
+        match (metrics.current_leader, metrics.state) {
+            (None, _) => self.no_leader("no leader elected before the deadline"),
+            (Some(_), ServerState::Leader) if !quorum_recent => {
+                self.no_leader("the leader cannot reach a quorum; the write may or may not apply")
+            }
+            _ => timeout(Instant::now()),
+        }
+    }
+
     /// Runs `local` on this node; when it does not lead, runs `remote` against the leader
     /// (if `forward`), retrying across leader changes until the deadline.
     async fn routed<T, LocalFuture, RemoteFuture>(
@@ -191,7 +210,7 @@ impl<S: StateMachineStore> Node<S> {
     {
         loop {
             let hint = match tokio::time::timeout_at(deadline, local()).await {
-                Err(_) => return Err(timeout(deadline)),
+                Err(_) => return Err(self.deadline_error()),
                 Ok(Attempt::Done(result)) => return result,
                 Ok(Attempt::NotLeader(hint)) => hint,
             };
