@@ -106,9 +106,9 @@ fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
 
-/// The deadline passed; the error names how late it is now relative to the deadline's start
-/// only approximately, so it reports the elapsed part as zero past the deadline.
-fn timeout(_deadline: Instant) -> RequestError {
+/// The request's deadline passed. `Db` stamps the deadline's length on errors it returns;
+/// requests that arrive over gRPC carry the client's own deadline.
+fn timeout() -> RequestError {
     RequestError::Timeout { deadline_ms: 0 }
 }
 
@@ -191,7 +191,7 @@ impl<S: StateMachineStore> Node<S> {
             (Some(_), ServerState::Leader) if !quorum_recent => {
                 self.no_leader("the leader cannot reach a quorum; the write may or may not apply")
             }
-            _ => timeout(Instant::now()),
+            _ => timeout(),
         }
     }
 
@@ -612,7 +612,7 @@ impl<S: StateMachineStore> Engine for Node<S> {
                 .applied_index_at_least(Some(index), "applied")
                 .await
                 .map(|_| ())
-                .map_err(|_| timeout(deadline))
+                .map_err(|_| timeout())
         })
     }
 

@@ -143,6 +143,11 @@ impl<D> GrpcRaftClient<D> {
     }
 }
 
+/// A peer's answer that does not convert: the peer is faulty, not unreachable.
+fn malformed<RT: AsyncRuntime>(error: crate::WireError) -> RPCError<Types<RT>> {
+    Failure::Network(error.to_string()).into_rpc::<RT>()
+}
+
 /// Runs one RPC under the option's hard deadline.
 async fn call<T>(
     ttl: Duration,
@@ -172,8 +177,7 @@ where
         let response = call(option.hard_ttl(), client.append_entries(request))
             .await
             .map_err(Failure::into_rpc::<RT>)?;
-        wire::append_response_from_wire(response)
-            .map_err(|error| Failure::Network(error.to_string()).into_rpc::<RT>())
+        wire::append_response_from_wire(response).map_err(malformed::<RT>)
     }
 
     async fn vote(
@@ -186,8 +190,7 @@ where
         let response = call(option.hard_ttl(), client.vote(request))
             .await
             .map_err(Failure::into_rpc::<RT>)?;
-        wire::vote_response_from_wire(response)
-            .map_err(|error| Failure::Network(error.to_string()).into_rpc::<RT>())
+        wire::vote_response_from_wire(response).map_err(malformed::<RT>)
     }
 
     async fn pre_vote(
@@ -200,8 +203,7 @@ where
         let response = call(option.hard_ttl(), client.pre_vote(request))
             .await
             .map_err(Failure::into_rpc::<RT>)?;
-        wire::vote_response_from_wire(response)
-            .map_err(|error| Failure::Network(error.to_string()).into_rpc::<RT>())
+        wire::vote_response_from_wire(response).map_err(malformed::<RT>)
     }
 
     async fn full_snapshot(
@@ -243,8 +245,7 @@ where
         let response = call(option.hard_ttl(), client.transfer_leader(request))
             .await
             .map_err(Failure::into_rpc::<RT>)?;
-        wire::transfer_response_from_wire(response)
-            .map_err(|error| Failure::Network(error.to_string()).into_rpc::<RT>())
+        wire::transfer_response_from_wire(response).map_err(malformed::<RT>)
     }
 }
 
