@@ -13,23 +13,14 @@ use dbadger_core::{
     Command, Config, ConfigError, Expected, KeyValue, Lookup, NewValue, PemSource, Query,
     ReadPreference, RequestError, Response, StartMode, StorageError, TlsConfig,
 };
-use dbadger_grpc::{
-    ClusterService, Forwarder, GrpcNetwork, KvService, PeerTransport, RaftService, TlsMaterial,
-};
+use dbadger_grpc::{Forwarder, GrpcNetwork, PeerTransport, RaftService, TlsMaterial};
 use dbadger_lmdb::{LmdbOptions, LmdbStore};
-use dbadger_proto::v1::cluster_server::ClusterServer;
-use dbadger_proto::v1::kv_server::KvServer;
-use dbadger_proto::v1::raft_server::RaftServer;
 use openraft::Raft;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tonic::service::Routes;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 use crate::metrics::Metrics;
 use crate::node::{Engine, Node, NodeStatus};
+use crate::server::{Listener, ServerHandle, Services};
 use crate::timed_store::TimedStore;
 
 /// Why a node could not start.
@@ -99,9 +90,6 @@ pub struct CompareAndSetOutcome {
     pub revision: u64,
 }
 
-/// The running gRPC server: the signal that stops it and its task.
-type ServerHandle = (oneshot::Sender<()>, JoinHandle<()>);
-
 /// One running dbadger node. Cheap to clone; every clone talks to the same node.
 #[derive(Clone)]
 pub struct Db {
@@ -158,33 +146,10 @@ impl Db {
     /// openraft, and bootstraps, joins or resumes as `config.start` says.
     pub async fn start(config: Config) -> Result<Db, StartError> {
         config.validate()?;
-        let raft_config = Arc::new(config.raft_config()?);
-        let incoming =
-            TcpIncoming::bind(config.bind.parse().map_err(|_| ConfigError::OutOfRange {
-                option: "bind",
-                value: config.bind.clone(),
-                rule: "must be an IP address and port",
-            })?)
-            .map_err(|source| StartError::Bind {
-                addr: config.bind.clone(),
-                source,
-            })?
-            // Small request/response pairs must not wait on Nagle's algorithm (40 ms stalls
-            // against delayed acknowledgements).
-            .with_nodelay(Some(true));
-        let local = incoming.local_addr().map_err(|source| StartError::Bind {
-            addr: config.bind.clone(),
-            source,
-        })?;
-        let addr = config
-            .advertise
-            .clone()
-            .unwrap_or_else(|| local.to_string());
         if config.in_memory {
-            let id = random_node_id();
             let log = MemoryLogStore::new();
             let machine = MemoryStateMachine::new();
-            Db::launch(&config, raft_config, id, addr, incoming, log, machine).await
+            Db::start_with_storage(config, random_node_id(), log, machine).await
         } else {
             let options = LmdbOptions {
                 max_size_bytes: config.max_storage_bytes,
@@ -194,28 +159,29 @@ impl Db {
             let store = LmdbStore::open(&config.data_dir, options)?;
             let id = store.node_id(random_node_id)?;
             let (log, machine) = store.into_parts();
-            Db::launch(&config, raft_config, id, addr, incoming, log, machine).await
+            Db::start_with_storage(config, id, log, machine).await
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn launch<L: LogStore, S: StateMachineStore>(
-        config: &Config,
-        raft_config: Arc<openraft::Config>,
+    /// Starts a node with id `id` on stores of the caller's choosing (`config.data_dir` and
+    /// `config.in_memory` are then not used). The stores must keep the contracts of
+    /// [`LogStore`] and [`StateMachineStore`]; `id` must be the one the stores were first
+    /// started with. The simulator starts its nodes this way, on its fault-injecting store.
+    pub async fn start_with_storage<L: LogStore, S: StateMachineStore>(
+        config: Config,
         id: NodeId,
-        addr: String,
-        incoming: TcpIncoming,
         log: L,
         machine: S,
     ) -> Result<Db, StartError> {
+        config.validate()?;
+        let raft_config = Arc::new(config.raft_config()?);
+        let listener = Listener::bind(&config.bind)?;
+        let addr = config
+            .advertise
+            .clone()
+            .unwrap_or_else(|| listener.local_addr().to_string());
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
         let transport = PeerTransport::new(tls.as_ref());
-        let mut server = Server::builder();
-        if let Some(tls) = &tls {
-            server = server
-                .tls_config(tls.server_config())
-                .map_err(|error| StartError::Tls(error.to_string()))?;
-        }
         let metrics = Metrics::new();
         let store = Arc::new(TimedStore::new(machine, Arc::clone(&metrics)));
         let raft = Raft::new(
@@ -240,47 +206,22 @@ impl Db {
             request_timeout: config.request_timeout,
             metrics: Arc::clone(&metrics),
         });
-        let raft_service = RaftService::new(
-            raft.clone(),
-            store,
-            Arc::clone(&node) as Arc<dyn dbadger_grpc::ForwardHandler>,
-        );
-        let kv_service = KvService::new(Arc::clone(&node) as Arc<dyn dbadger_grpc::KvHandler>);
-        // Room for the largest valid request plus framing, so that a request just over the
-        // limit reaches validation and gets its typed error.
-        let max_message = (config.limits.max_request_bytes * 2).max(4 << 20);
-        let routes = {
-            let grpc =
-                Routes::new(RaftServer::new(raft_service).max_decoding_message_size(max_message))
-                    .add_service(KvServer::new(kv_service).max_decoding_message_size(max_message))
-                    .add_service(ClusterServer::new(ClusterService::new(
-                        Arc::clone(&node) as Arc<dyn dbadger_grpc::ClusterHandler>
-                    )));
-            let scrape = {
-                let node = Arc::clone(&node);
-                move || {
-                    let node = Arc::clone(&node);
-                    async move { node.metrics.render(&Engine::status(&*node)) }
-                }
-            };
-            Routes::from(
-                grpc.into_axum_router()
-                    .route("/metrics", axum::routing::get(scrape)),
-            )
+        let services = Services {
+            raft: RaftService::new(
+                raft.clone(),
+                store,
+                Arc::clone(&node) as Arc<dyn dbadger_grpc::ForwardHandler>,
+            ),
+            node: Arc::clone(&node),
+            tls,
+            // Room for the largest valid request plus framing, so that a request just over the
+            // limit reaches validation and gets its typed error.
+            max_message_bytes: (config.limits.max_request_bytes * 2).max(4 << 20),
         };
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            let _ = server
-                .accept_http1(true)
-                .add_routes(routes)
-                .serve_with_incoming_shutdown(incoming, async {
-                    let _ = stopped.await;
-                })
-                .await;
-        });
+        let server = crate::server::serve(listener, services)?;
         let db = Db {
             engine: node,
-            server: Arc::new(std::sync::Mutex::new(Some((stop, server)))),
+            server: Arc::new(std::sync::Mutex::new(Some(server))),
             addr: addr.clone(),
             request_timeout: config.request_timeout,
         };

@@ -31,6 +31,9 @@ mod db;
 mod metrics;
 mod node;
 mod runtime;
+mod server;
+#[cfg(madsim)]
+pub mod simulation;
 mod timed_store;
 
 pub use db::{CompareAndSetOutcome, Db, Deleted, DeletedKeys, Range, StartError};

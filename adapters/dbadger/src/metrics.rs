@@ -2,6 +2,8 @@
 //!
 //! Counters and histograms are updated as requests and applies happen; gauges (term, leader,
 //! indices) are read from openraft's metrics when scraped, so they are never stale.
+// The simulator build has no HTTP `/metrics` page, so the exposition side is unused there.
+#![cfg_attr(madsim, allow(dead_code))]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -209,7 +209,7 @@ impl<S: StateMachineStore> Node<S> {
         RemoteFuture: Future<Output = Result<T, RequestError>>,
     {
         loop {
-            let hint = match tokio::time::timeout_at(deadline, local()).await {
+            let hint = match tokio::time::timeout(remaining(deadline), local()).await {
                 Err(_) => return Err(self.deadline_error()),
                 Ok(Attempt::Done(result)) => return result,
                 Ok(Attempt::NotLeader(hint)) => hint,

@@ -1,13 +1,19 @@
 //! Mutual TLS for the node's one port (rustls through tonic's `tls-ring`): every connection,
 //! node or client, must present a certificate signed by the cluster CA, and nodes present their
 //! own certificate both as servers and as clients.
+//!
+//! Under `--cfg madsim` the simulated transport carries messages as objects, with no TLS at
+//! all: the material is kept but the TLS configuration types (which madsim-tonic does not
+//! export) are not built, and peers are reached in plaintext. TLS is tested on real sockets.
 
 use std::fmt;
 
+#[cfg(not(madsim))]
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
 /// The cluster CA and this node's certificate chain and key, as PEM.
 #[derive(Clone)]
+#[cfg_attr(madsim, allow(dead_code))]
 pub struct TlsMaterial {
     ca: Vec<u8>,
     cert: Vec<u8>,
@@ -29,6 +35,7 @@ impl TlsMaterial {
 
     /// The server side: present this node's certificate, require a client certificate signed
     /// by the cluster CA.
+    #[cfg(not(madsim))]
     pub fn server_config(&self) -> ServerTlsConfig {
         ServerTlsConfig::new()
             .identity(Identity::from_pem(&self.cert, &self.key))
@@ -36,6 +43,7 @@ impl TlsMaterial {
     }
 
     /// The client side: trust only the cluster CA, present this node's certificate.
+    #[cfg(not(madsim))]
     pub fn client_config(&self) -> ClientTlsConfig {
         ClientTlsConfig::new()
             .ca_certificate(Certificate::from_pem(&self.ca))
@@ -46,27 +54,63 @@ impl TlsMaterial {
 /// How a node reaches peers: the URI scheme and, with TLS, the client configuration.
 #[derive(Clone, Debug, Default)]
 pub struct PeerTransport {
+    #[cfg(not(madsim))]
     tls: Option<ClientTlsConfig>,
 }
 
 impl PeerTransport {
     /// Plaintext, or mutual TLS with `tls`.
+    #[cfg(not(madsim))]
     pub fn new(tls: Option<&TlsMaterial>) -> PeerTransport {
         PeerTransport {
             tls: tls.map(TlsMaterial::client_config),
         }
     }
 
+    /// The simulated network has no TLS: always plaintext.
+    #[cfg(madsim)]
+    pub fn new(_tls: Option<&TlsMaterial>) -> PeerTransport {
+        PeerTransport {}
+    }
+
     /// An endpoint for `addr` (`host:port`) with this transport's scheme and TLS settings.
     pub fn endpoint(&self, addr: &str) -> Result<tonic::transport::Endpoint, String> {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let scheme = if self.uses_tls() { "https" } else { "http" };
         let endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
             .map_err(|error| format!("bad address {addr:?}: {error}"))?;
+        self.secure(endpoint, addr)
+    }
+
+    #[cfg(not(madsim))]
+    fn uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    #[cfg(not(madsim))]
+    fn secure(
+        &self,
+        endpoint: tonic::transport::Endpoint,
+        addr: &str,
+    ) -> Result<tonic::transport::Endpoint, String> {
         match &self.tls {
             Some(tls) => endpoint
                 .tls_config(tls.clone())
                 .map_err(|error| format!("TLS configuration for {addr}: {error}")),
             None => Ok(endpoint),
         }
+    }
+
+    #[cfg(madsim)]
+    fn uses_tls(&self) -> bool {
+        false
+    }
+
+    #[cfg(madsim)]
+    fn secure(
+        &self,
+        endpoint: tonic::transport::Endpoint,
+        _addr: &str,
+    ) -> Result<tonic::transport::Endpoint, String> {
+        Ok(endpoint)
     }
 }

@@ -1,0 +1,161 @@
+//! The node's one port: the Raft, Kv and Cluster gRPC services and, on real sockets, the HTTP
+//! `/metrics` page.
+//!
+//! On real sockets the listener is a `TcpIncoming` with `TCP_NODELAY` and, when configured,
+//! rustls mutual TLS. Under `--cfg madsim` the simulated transport serves the same three gRPC
+//! services on the node's simulated address; it has no TLS and no HTTP/1, so `/metrics` is not
+//! served there (the simulator reads the same figures through [`crate::Db::stats`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use dbadger_core::ConfigError;
+use dbadger_core::storage::StateMachineStore;
+use dbadger_grpc::{ClusterService, KvService, RaftService, TlsMaterial};
+use dbadger_proto::v1::cluster_server::ClusterServer;
+use dbadger_proto::v1::kv_server::KvServer;
+use dbadger_proto::v1::raft_server::RaftServer;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Server;
+
+use crate::db::StartError;
+use crate::node::Node;
+use crate::runtime::Runtime;
+use crate::timed_store::TimedStore;
+
+/// The running gRPC server: the signal that stops it and its task.
+pub(crate) type ServerHandle = (oneshot::Sender<()>, JoinHandle<()>);
+
+/// A bound listening address.
+pub(crate) struct Listener {
+    #[cfg(not(madsim))]
+    incoming: tonic::transport::server::TcpIncoming,
+    local: SocketAddr,
+}
+
+fn parse_bind(bind: &str) -> Result<SocketAddr, StartError> {
+    bind.parse().map_err(|_| {
+        StartError::Config(ConfigError::OutOfRange {
+            option: "bind",
+            value: bind.to_owned(),
+            rule: "must be an IP address and port",
+        })
+    })
+}
+
+impl Listener {
+    /// Binds `bind` (`ip:port`; port 0 picks a free port).
+    #[cfg(not(madsim))]
+    pub(crate) fn bind(bind: &str) -> Result<Listener, StartError> {
+        let failed = |source| StartError::Bind {
+            addr: bind.to_owned(),
+            source,
+        };
+        let incoming = tonic::transport::server::TcpIncoming::bind(parse_bind(bind)?)
+            .map_err(failed)?
+            // Small request/response pairs must not wait on Nagle's algorithm (40 ms stalls
+            // against delayed acknowledgements).
+            .with_nodelay(Some(true));
+        let local = incoming.local_addr().map_err(failed)?;
+        Ok(Listener { incoming, local })
+    }
+
+    /// The simulated network binds when the server starts; the address must name a port.
+    #[cfg(madsim)]
+    pub(crate) fn bind(bind: &str) -> Result<Listener, StartError> {
+        Ok(Listener {
+            local: parse_bind(bind)?,
+        })
+    }
+
+    /// The address actually bound.
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+}
+
+/// Everything the server needs.
+pub(crate) struct Services<S: StateMachineStore> {
+    pub(crate) node: Arc<Node<TimedStore<S>>>,
+    pub(crate) raft: RaftService<Runtime, TimedStore<S>>,
+    /// Mutual TLS on real sockets (the simulated network has none).
+    #[cfg_attr(madsim, allow(dead_code))]
+    pub(crate) tls: Option<TlsMaterial>,
+    /// The largest gRPC message accepted.
+    pub(crate) max_message_bytes: usize,
+}
+
+/// Starts serving on `listener` until the returned handle's signal fires.
+#[cfg(not(madsim))]
+pub(crate) fn serve<S: StateMachineStore>(
+    listener: Listener,
+    services: Services<S>,
+) -> Result<ServerHandle, StartError> {
+    use tonic::service::Routes;
+
+    let mut server = Server::builder();
+    if let Some(tls) = &services.tls {
+        server = server
+            .tls_config(tls.server_config())
+            .map_err(|error| StartError::Tls(error.to_string()))?;
+    }
+    let node = services.node;
+    let max = services.max_message_bytes;
+    let grpc = Routes::new(RaftServer::new(services.raft).max_decoding_message_size(max))
+        .add_service(KvServer::new(kv_service(&node)).max_decoding_message_size(max))
+        .add_service(ClusterServer::new(cluster_service(&node)));
+    let scrape = {
+        let node = Arc::clone(&node);
+        move || {
+            let node = Arc::clone(&node);
+            async move { node.metrics.render(&crate::node::Engine::status(&*node)) }
+        }
+    };
+    let routes = Routes::from(
+        grpc.into_axum_router()
+            .route("/metrics", axum::routing::get(scrape)),
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = server
+            .accept_http1(true)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(listener.incoming, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok((stop, task))
+}
+
+/// Starts serving the gRPC services on the simulated network.
+#[cfg(madsim)]
+pub(crate) fn serve<S: StateMachineStore>(
+    listener: Listener,
+    services: Services<S>,
+) -> Result<ServerHandle, StartError> {
+    let node = services.node;
+    let max = services.max_message_bytes;
+    let router = Server::builder()
+        .add_service(RaftServer::new(services.raft).max_decoding_message_size(max))
+        .add_service(KvServer::new(kv_service(&node)).max_decoding_message_size(max))
+        .add_service(ClusterServer::new(cluster_service(&node)));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let _ = router
+            .serve_with_shutdown(listener.local, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok((stop, task))
+}
+
+fn kv_service<S: StateMachineStore>(node: &Arc<Node<TimedStore<S>>>) -> KvService {
+    KvService::new(Arc::clone(node) as Arc<dyn dbadger_grpc::KvHandler>)
+}
+
+fn cluster_service<S: StateMachineStore>(node: &Arc<Node<TimedStore<S>>>) -> ClusterService {
+    ClusterService::new(Arc::clone(node) as Arc<dyn dbadger_grpc::ClusterHandler>)
+}
