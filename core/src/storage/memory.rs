@@ -42,6 +42,13 @@ impl MemoryLogStore {
         MemoryLogStore::default()
     }
 
+    /// An independent copy of the log and vote as they are now (the simulator's disk image).
+    pub fn duplicate(&self) -> MemoryLogStore {
+        MemoryLogStore {
+            state: Mutex::new(self.state().clone()),
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, LogState> {
         // A poisoned lock means a thread panicked mid-update; the maps are still structurally
         // valid (every update is a single insert/remove), so continuing is safe.
@@ -162,6 +169,25 @@ impl MemoryStateMachine {
     /// An empty state machine with nothing applied.
     pub fn new() -> MemoryStateMachine {
         MemoryStateMachine::default()
+    }
+
+    /// An independent copy of the data, applied state and current snapshot as they are now
+    /// (the simulator's disk image).
+    pub fn duplicate(&self) -> MemoryStateMachine {
+        let state = self
+            .state
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        let snapshot = self
+            .snapshot
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        MemoryStateMachine {
+            state: RwLock::new(state),
+            snapshot: Mutex::new(snapshot),
+        }
     }
 
     /// Every pair, in key order: for comparing stores in tests and in the simulator.

@@ -1,0 +1,390 @@
+//! The simulated disk: a durable image, a queue of pending changes and the live view.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use dbadger_core::StorageError;
+use dbadger_core::raft_types::{LogEntry, LogId};
+use dbadger_core::storage::memory::{MemoryLogStore, MemoryStateMachine};
+use dbadger_core::storage::{
+    AppliedState, FlushCallback, KvWrite, LogStore, StateMachineStore, StateWrite, StorageResult,
+};
+use madsim::rand::{Rng, thread_rng};
+
+use super::{SimLogStore, SimStateMachine};
+
+/// Probabilities, per operation, of an injected error.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FaultRates {
+    /// A write (append, truncate, purge, vote, state-machine commit) fails before changing
+    /// anything.
+    pub write: f64,
+    /// A sync fails: its callbacks report the error and the pending changes are lost.
+    pub sync: f64,
+    /// A read (log entries, a state-machine view) fails.
+    pub read: f64,
+}
+
+/// When appends become durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// Within the append call (for the synchronous conformance suite).
+    Immediate,
+    /// After a random delay in `[min, max]` of simulated time, in a task of the node, so that a
+    /// crash can fall between a write and its sync.
+    Delayed {
+        /// The shortest sync latency.
+        min: Duration,
+        /// The longest sync latency.
+        max: Duration,
+    },
+}
+
+/// One change not yet durable.
+pub(super) enum Pending {
+    Append(Vec<LogEntry>, Option<FlushCallback>),
+    Truncate(Option<LogId>),
+    Purge(LogId),
+    Committed(Option<LogId>),
+    Machine(Vec<MachineChange>),
+}
+
+/// One change of a committed state-machine transaction.
+#[derive(Clone, Debug)]
+pub(super) enum MachineChange {
+    Put(Vec<u8>, Vec<u8>, u64),
+    Remove(Vec<u8>),
+    Clear,
+    Applied(AppliedState),
+}
+
+/// What the node sees: the durable image plus every pending change.
+pub(super) struct Live {
+    pub(super) log: MemoryLogStore,
+    pub(super) machine: MemoryStateMachine,
+}
+
+struct DiskState {
+    durable_log: MemoryLogStore,
+    durable_machine: MemoryStateMachine,
+    pending: VecDeque<Pending>,
+    incarnation: u64,
+    live: Option<Arc<Live>>,
+    failed: bool,
+    faults: FaultRates,
+    counters: DiskCounters,
+}
+
+/// What happened to a disk so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DiskCounters {
+    /// Syncs that made changes durable.
+    pub syncs: u64,
+    /// Crashes.
+    pub crashes: u64,
+    /// Pending changes lost at crashes.
+    pub lost_changes: u64,
+    /// Crashes that left a torn prefix of the pending changes.
+    pub torn_crashes: u64,
+    /// Injected errors.
+    pub injected: u64,
+}
+
+/// One node's disk, held by the harness across kills and restarts.
+pub struct SimDisk {
+    state: Mutex<DiskState>,
+    policy: SyncPolicy,
+}
+
+impl std::fmt::Debug for SimDisk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimDisk").finish_non_exhaustive()
+    }
+}
+
+fn apply_durably(
+    log: &MemoryLogStore,
+    machine: &MemoryStateMachine,
+    change: Pending,
+) -> Option<FlushCallback> {
+    // The durable image only replays what the live view already accepted, so these calls
+    // cannot fail on contract grounds; an error here would be a bug in the simulator.
+    let outcome = match change {
+        Pending::Append(entries, callback) => {
+            let replayed = log.append(entries, FlushCallback::new(|_| {}));
+            return replayed.map(|()| callback).unwrap_or_else(|error| {
+                panic!("the durable image refused an append the live view accepted: {error}")
+            });
+        }
+        Pending::Truncate(last_kept) => log.truncate_after(last_kept.as_ref()),
+        Pending::Purge(log_id) => log.purge_through(&log_id),
+        Pending::Committed(committed) => log.save_committed(committed.as_ref()),
+        Pending::Machine(changes) => replay_machine(machine, &changes),
+    };
+    if let Err(error) = outcome {
+        panic!("the durable image refused a change the live view accepted: {error}");
+    }
+    None
+}
+
+fn replay_machine(machine: &MemoryStateMachine, changes: &[MachineChange]) -> StorageResult<()> {
+    let mut write = machine.write()?;
+    for change in changes {
+        match change {
+            MachineChange::Put(key, value, revision) => write.put(key, value, *revision)?,
+            MachineChange::Remove(key) => {
+                write.remove(key)?;
+            }
+            MachineChange::Clear => {
+                write.clear()?;
+            }
+            MachineChange::Applied(applied) => write.set_applied_state(applied)?,
+        }
+    }
+    write.commit()
+}
+
+impl SimDisk {
+    /// An empty disk.
+    pub fn new(policy: SyncPolicy) -> Arc<SimDisk> {
+        Arc::new(SimDisk {
+            state: Mutex::new(DiskState {
+                durable_log: MemoryLogStore::new(),
+                durable_machine: MemoryStateMachine::new(),
+                pending: VecDeque::new(),
+                incarnation: 0,
+                live: None,
+                failed: false,
+                faults: FaultRates::default(),
+                counters: DiskCounters::default(),
+            }),
+            policy,
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, DiskState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Boots a node on this disk: a fresh live view of the durable image, and the stores that
+    /// read and write it. Stores of an earlier boot stop working.
+    pub fn open(self: &Arc<Self>) -> (SimLogStore, SimStateMachine) {
+        let mut state = self.state();
+        state.incarnation += 1;
+        state.failed = false;
+        state.pending.clear();
+        let live = Arc::new(Live {
+            log: state.durable_log.duplicate(),
+            machine: state.durable_machine.duplicate(),
+        });
+        state.live = Some(Arc::clone(&live));
+        let incarnation = state.incarnation;
+        drop(state);
+        (
+            SimLogStore::new(Arc::clone(self), Arc::clone(&live), incarnation),
+            SimStateMachine::new(Arc::clone(self), live, incarnation),
+        )
+    }
+
+    /// The node crashed: its pending changes are lost, except, with `torn`, a random prefix of
+    /// them (and of the entries of the first lost append). Callbacks of lost appends never fire.
+    pub fn crash(&self, torn: bool) {
+        let mut state = self.state();
+        state.incarnation += 1;
+        state.live = None;
+        state.counters.crashes += 1;
+        let mut pending = std::mem::take(&mut state.pending);
+        if torn && !pending.is_empty() {
+            state.counters.torn_crashes += 1;
+            let keep = thread_rng().gen_range(0..pending.len());
+            let lost = pending.split_off(keep);
+            for change in pending {
+                let change = match change {
+                    Pending::Append(entries, _) => Pending::Append(entries, None),
+                    other => other,
+                };
+                apply_durably(&state.durable_log, &state.durable_machine, change);
+            }
+            // Part of the first lost append may have reached the disk too.
+            if let Some(Pending::Append(entries, _)) = lost.front() {
+                let part = thread_rng().gen_range(0..=entries.len());
+                let prefix = entries[..part].to_vec();
+                if !prefix.is_empty() {
+                    apply_durably(
+                        &state.durable_log,
+                        &state.durable_machine,
+                        Pending::Append(prefix, None),
+                    );
+                }
+            }
+            state.counters.lost_changes += lost.len() as u64;
+        } else {
+            state.counters.lost_changes += pending.len() as u64;
+        }
+    }
+
+    /// Sets the rates of injected errors.
+    pub fn set_faults(&self, faults: FaultRates) {
+        self.state().faults = faults;
+    }
+
+    /// Whether an injected error hit this disk since the node booted: the node must restart.
+    pub fn failed(&self) -> bool {
+        self.state().failed
+    }
+
+    /// What happened to this disk so far.
+    pub fn counters(&self) -> DiskCounters {
+        self.state().counters
+    }
+
+    /// Every key-value pair of the live view (the durable image when the node is down).
+    pub fn dump(&self) -> Vec<(Vec<u8>, dbadger_core::Versioned)> {
+        let state = self.state();
+        match &state.live {
+            Some(live) => live.machine.dump(),
+            None => state.durable_machine.dump(),
+        }
+    }
+
+    /// Every log entry the live view holds, with the last purged id.
+    pub fn log(&self) -> (Option<LogId>, Vec<LogEntry>) {
+        let state = self.state();
+        let log = match &state.live {
+            Some(live) => &live.log,
+            None => &state.durable_log,
+        };
+        let bounds = log.log_bounds().unwrap_or_default();
+        let entries = log.entries(0, u64::MAX).unwrap_or_default();
+        (bounds.last_purged, entries)
+    }
+
+    /// Fails the operation of a store of boot `incarnation` if that boot is over, or if an
+    /// error is injected at the given rate.
+    pub(super) fn check(
+        &self,
+        incarnation: u64,
+        rate: impl Fn(&FaultRates) -> f64,
+        what: &str,
+    ) -> StorageResult<()> {
+        let mut state = self.state();
+        if state.incarnation != incarnation {
+            return Err(StorageError::Injected(format!(
+                "{what} on a crashed node's disk"
+            )));
+        }
+        if state.failed {
+            return Err(StorageError::Injected(format!(
+                "{what} after an earlier failure"
+            )));
+        }
+        let rate = rate(&state.faults);
+        if rate > 0.0 && thread_rng().gen_bool(rate.min(1.0)) {
+            state.failed = true;
+            state.counters.injected += 1;
+            return Err(StorageError::Injected(format!("{what} failed")));
+        }
+        Ok(())
+    }
+
+    /// Queues a change made by boot `incarnation`; schedules a sync for appends.
+    pub(super) fn push(self: &Arc<Self>, incarnation: u64, change: Pending) {
+        let is_append = matches!(change, Pending::Append(..));
+        {
+            let mut state = self.state();
+            if state.incarnation != incarnation || state.failed {
+                // A doomed boot: the change can never become durable.
+                drop(state);
+                if let Pending::Append(_, Some(callback)) = change {
+                    callback.flushed(Err(StorageError::Injected(
+                        "the disk failed earlier".to_owned(),
+                    )));
+                }
+                return;
+            }
+            state.pending.push_back(change);
+        }
+        if !is_append {
+            return;
+        }
+        match self.policy {
+            SyncPolicy::Immediate => self.sync(incarnation),
+            SyncPolicy::Delayed { min, max } => {
+                let latency = if max > min {
+                    thread_rng().gen_range(min..=max)
+                } else {
+                    min
+                };
+                let disk = Arc::clone(self);
+                madsim::task::spawn(async move {
+                    madsim::time::sleep(latency).await;
+                    disk.sync(incarnation);
+                });
+            }
+        }
+    }
+
+    /// Makes every pending change of boot `incarnation` durable, in order, then reports the
+    /// appends' flushes. An injected sync error loses them instead and fails the disk.
+    pub(super) fn sync(&self, incarnation: u64) {
+        let mut callbacks = Vec::new();
+        let failure = {
+            let mut state = self.state();
+            if state.incarnation != incarnation || state.pending.is_empty() {
+                return;
+            }
+            let rate = state.faults.sync;
+            let pending = std::mem::take(&mut state.pending);
+            if rate > 0.0 && thread_rng().gen_bool(rate.min(1.0)) {
+                state.failed = true;
+                state.counters.injected += 1;
+                state.counters.lost_changes += pending.len() as u64;
+                callbacks.extend(pending.into_iter().filter_map(|change| match change {
+                    Pending::Append(_, callback) => callback,
+                    _ => None,
+                }));
+                true
+            } else {
+                state.counters.syncs += 1;
+                for change in pending {
+                    callbacks.extend(apply_durably(
+                        &state.durable_log,
+                        &state.durable_machine,
+                        change,
+                    ));
+                }
+                false
+            }
+        };
+        for callback in callbacks {
+            callback.flushed(if failure {
+                Err(StorageError::Injected("sync failed".to_owned()))
+            } else {
+                Ok(())
+            });
+        }
+    }
+
+    /// Runs `change` against the durable image directly, after making everything pending
+    /// durable: for votes and snapshots, which are durable when their call returns.
+    pub(super) fn write_through(
+        &self,
+        incarnation: u64,
+        change: impl FnOnce(&MemoryLogStore, &MemoryStateMachine) -> StorageResult<()>,
+    ) -> StorageResult<()> {
+        self.sync(incarnation);
+        let state = self.state();
+        if state.incarnation != incarnation {
+            return Err(StorageError::Injected(
+                "write on a crashed node's disk".to_owned(),
+            ));
+        }
+        if state.failed {
+            return Err(StorageError::Injected("the disk failed earlier".to_owned()));
+        }
+        change(&state.durable_log, &state.durable_machine)
+    }
+}

@@ -1,0 +1,95 @@
+//! The log store of the simulator: reads and writes the live view, queues changes on the disk.
+
+use std::sync::Arc;
+
+use dbadger_core::raft_types::{LogEntry, LogId, Vote};
+use dbadger_core::storage::{FlushCallback, LogBounds, LogStore, StorageResult};
+
+use super::disk::{Live, Pending, SimDisk};
+
+/// The [`LogStore`] of one boot of a simulated node.
+pub struct SimLogStore {
+    disk: Arc<SimDisk>,
+    live: Arc<Live>,
+    incarnation: u64,
+}
+
+impl SimLogStore {
+    pub(super) fn new(disk: Arc<SimDisk>, live: Arc<Live>, incarnation: u64) -> SimLogStore {
+        SimLogStore {
+            disk,
+            live,
+            incarnation,
+        }
+    }
+
+    fn read_check(&self, what: &str) -> StorageResult<()> {
+        self.disk.check(self.incarnation, |rates| rates.read, what)
+    }
+
+    fn write_check(&self, what: &str) -> StorageResult<()> {
+        self.disk.check(self.incarnation, |rates| rates.write, what)
+    }
+}
+
+impl LogStore for SimLogStore {
+    fn log_bounds(&self) -> StorageResult<LogBounds> {
+        self.read_check("log bounds read")?;
+        self.live.log.log_bounds()
+    }
+
+    fn entries(&self, start: u64, end: u64) -> StorageResult<Vec<LogEntry>> {
+        self.read_check("log read")?;
+        self.live.log.entries(start, end)
+    }
+
+    fn vote(&self) -> StorageResult<Option<Vote>> {
+        self.read_check("vote read")?;
+        self.live.log.vote()
+    }
+
+    fn save_vote(&self, vote: &Vote) -> StorageResult<()> {
+        self.write_check("vote write")?;
+        self.disk
+            .write_through(self.incarnation, |log, _| log.save_vote(vote))?;
+        self.live.log.save_vote(vote)
+    }
+
+    fn committed(&self) -> StorageResult<Option<LogId>> {
+        self.read_check("committed read")?;
+        self.live.log.committed()
+    }
+
+    fn save_committed(&self, committed: Option<&LogId>) -> StorageResult<()> {
+        self.write_check("committed write")?;
+        self.live.log.save_committed(committed)?;
+        self.disk
+            .push(self.incarnation, Pending::Committed(committed.copied()));
+        Ok(())
+    }
+
+    fn append(&self, entries: Vec<LogEntry>, on_durable: FlushCallback) -> StorageResult<()> {
+        self.write_check("append")?;
+        self.live
+            .log
+            .append(entries.clone(), FlushCallback::new(|_| {}))?;
+        self.disk
+            .push(self.incarnation, Pending::Append(entries, Some(on_durable)));
+        Ok(())
+    }
+
+    fn truncate_after(&self, last_kept: Option<&LogId>) -> StorageResult<()> {
+        self.write_check("truncate")?;
+        self.live.log.truncate_after(last_kept)?;
+        self.disk
+            .push(self.incarnation, Pending::Truncate(last_kept.copied()));
+        Ok(())
+    }
+
+    fn purge_through(&self, log_id: &LogId) -> StorageResult<()> {
+        self.write_check("purge")?;
+        self.live.log.purge_through(log_id)?;
+        self.disk.push(self.incarnation, Pending::Purge(*log_id));
+        Ok(())
+    }
+}
