@@ -9,6 +9,21 @@
 //! The linearizability checker ([`linearizability`]) is plain code and is built (and unit
 //! tested) in every build.
 
-// pub mod linearizability; (being written)
+pub mod linearizability;
+
+#[cfg(madsim)]
+pub mod admin;
+#[cfg(madsim)]
+pub mod checks;
+#[cfg(madsim)]
+pub mod client;
+#[cfg(madsim)]
+pub mod cluster;
+#[cfg(madsim)]
+pub mod history;
+#[cfg(madsim)]
+pub mod invariants;
+#[cfg(madsim)]
+pub mod scenario;
 #[cfg(madsim)]
 pub mod store;

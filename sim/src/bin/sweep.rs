@@ -1,0 +1,158 @@
+//! Runs simulation seeds and lists the failing ones.
+//!
+//! ```text
+//! cargo sim-run --release -p dbadger-sim --bin sweep -- --seeds 1..2000 --jobs 2
+//! cargo sim-run --release -p dbadger-sim --bin sweep -- --seed 17 --verbose
+//! ```
+
+#[cfg(madsim)]
+fn main() -> std::process::ExitCode {
+    sweep::main()
+}
+
+#[cfg(not(madsim))]
+fn main() -> std::process::ExitCode {
+    eprintln!(
+        "the simulator runs only in the madsim build: cargo sim-run --release -p dbadger-sim --bin sweep -- --help"
+    );
+    std::process::ExitCode::from(2)
+}
+
+#[cfg(madsim)]
+mod sweep {
+    use std::process::ExitCode;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    use dbadger_sim::scenario::{Report, Scenario, replay_command, run};
+
+    struct Options {
+        first: u64,
+        end: u64,
+        jobs: u64,
+        verbose: bool,
+    }
+
+    fn parse() -> Result<Options, String> {
+        let mut options = Options {
+            first: 1,
+            end: 101,
+            jobs: 2,
+            verbose: false,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--seed" => {
+                    let seed = value()?.parse().map_err(|_| "--seed takes a number")?;
+                    options.first = seed;
+                    options.end = seed + 1;
+                }
+                "--seeds" => {
+                    let range = value()?;
+                    let (first, end) = range
+                        .split_once("..")
+                        .ok_or("--seeds takes FIRST..END (END excluded)")?;
+                    options.first = first.parse().map_err(|_| "bad first seed")?;
+                    options.end = end.parse().map_err(|_| "bad end seed")?;
+                }
+                "--jobs" => options.jobs = value()?.parse().map_err(|_| "--jobs takes a number")?,
+                "--verbose" => options.verbose = true,
+                "--help" | "-h" => {
+                    return Err(
+                        "usage: sweep [--seed N | --seeds FIRST..END] [--jobs N] [--verbose]"
+                            .into(),
+                    );
+                }
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        Ok(options)
+    }
+
+    fn describe(report: &Report) -> String {
+        let scenario = &report.scenario;
+        format!(
+            "seed {} ({} nodes, faults {:?}): {} ops ({} ok, {} unknown), {} fault actions, {} crashes, {:.1} s simulated, trace {:016x}",
+            scenario.seed,
+            scenario.nodes,
+            scenario.faults,
+            report.operations,
+            report.succeeded,
+            report.unknown,
+            report.fault_actions,
+            report.crashes,
+            report.simulated.as_secs_f64(),
+            report.trace_hash
+        )
+    }
+
+    pub(super) fn main() -> ExitCode {
+        let options = match parse() {
+            Ok(options) => options,
+            Err(message) => {
+                eprintln!("{message}");
+                return ExitCode::from(2);
+            }
+        };
+        let started = Instant::now();
+        let next = Arc::new(AtomicU64::new(options.first));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let simulated = Arc::new(Mutex::new(0.0_f64));
+        let workers: Vec<_> = (0..options.jobs.max(1))
+            .map(|_| {
+                let next = Arc::clone(&next);
+                let failures = Arc::clone(&failures);
+                let simulated = Arc::clone(&simulated);
+                let verbose = options.verbose;
+                let end = options.end;
+                std::thread::spawn(move || {
+                    loop {
+                        let seed = next.fetch_add(1, Ordering::SeqCst);
+                        if seed >= end {
+                            break;
+                        }
+                        let report = run(&Scenario::for_seed(seed));
+                        *simulated.lock().unwrap_or_else(|p| p.into_inner()) +=
+                            report.simulated.as_secs_f64();
+                        if verbose || !report.passed() {
+                            eprintln!("{}", describe(&report));
+                        }
+                        if !report.passed() {
+                            for violation in report.violations.iter().take(5) {
+                                eprintln!("  {violation}");
+                            }
+                            eprintln!("  replay: {}", replay_command(seed));
+                            failures
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push(seed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            if worker.join().is_err() {
+                eprintln!("a worker panicked");
+            }
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let seeds = options.end.saturating_sub(options.first);
+        let simulated = *simulated.lock().unwrap_or_else(|p| p.into_inner());
+        let mut failed = failures.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        failed.sort_unstable();
+        eprintln!(
+            "{seeds} seeds in {elapsed:.1} s ({:.1} seeds/min, {:.1} simulated s per wall s); failing: {failed:?}",
+            seeds as f64 * 60.0 / elapsed,
+            simulated / elapsed
+        );
+        if failed.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! A workload client: draws operations on a small key space and sends them to nodes over the
+//! simulated gRPC network, as any client program would.
+
+use std::time::Duration;
+
+use dbadger_grpc::status::from_status;
+use dbadger_proto::v1;
+use dbadger_proto::v1::kv_client::KvClient;
+use madsim::rand::{Rng, thread_rng};
+use tonic::Code;
+
+use crate::history::{Preference, Reply, Request};
+
+/// The keys the workload uses: few, so that operations contend.
+pub const KEYS: [&[u8]; 5] = [b"k0", b"k1", b"k2", b"k3", b"k4"];
+
+/// The exclusive upper bound past every workload key.
+const PAST_LAST_KEY: &[u8] = b"k9";
+
+/// How long a client waits for one reply.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn key() -> Vec<u8> {
+    KEYS[thread_rng().gen_range(0..KEYS.len())].to_vec()
+}
+
+fn preference() -> Preference {
+    if thread_rng().gen_bool(0.5) {
+        Preference::Leader
+    } else {
+        Preference::Local
+    }
+}
+
+/// Draws the next operation of `client`; `seq` makes written values unique in the run, and
+/// `known` is the last value the client saw for each key (for compare-and-set).
+pub fn draw(client: u64, seq: u64, known: &[Option<Vec<u8>>]) -> Request {
+    let value = || format!("c{client}-{seq}").into_bytes();
+    let mut rng = thread_rng();
+    match rng.gen_range(0..100) {
+        0..=29 => Request::Get {
+            key: key(),
+            preference: preference(),
+        },
+        30..=34 => {
+            let low = rng.gen_range(0..KEYS.len());
+            Request::GetRange {
+                min: KEYS[low].to_vec(),
+                max: KEYS.get(low + 2).copied().unwrap_or(PAST_LAST_KEY).to_vec(),
+                preference: preference(),
+            }
+        }
+        35..=59 => Request::Set {
+            key: key(),
+            value: value(),
+        },
+        60..=64 => {
+            let first = rng.gen_range(0..KEYS.len() - 1);
+            Request::SetMany {
+                pairs: vec![
+                    (
+                        KEYS[first].to_vec(),
+                        format!("c{client}-{seq}a").into_bytes(),
+                    ),
+                    (
+                        KEYS[first + 1].to_vec(),
+                        format!("c{client}-{seq}b").into_bytes(),
+                    ),
+                ],
+            }
+        }
+        65..=74 => Request::Delete { key: key() },
+        75..=77 => {
+            let low = rng.gen_range(0..KEYS.len());
+            Request::DeleteRange {
+                min: KEYS[low].to_vec(),
+                max: KEYS.get(low + 2).copied().unwrap_or(PAST_LAST_KEY).to_vec(),
+            }
+        }
+        _ => {
+            let index = rng.gen_range(0..KEYS.len());
+            let expected = if rng.gen_bool(0.8) {
+                known.get(index).cloned().flatten()
+            } else {
+                None
+            };
+            Request::CompareAndSet {
+                key: KEYS[index].to_vec(),
+                expected,
+                new: value(),
+            }
+        }
+    }
+}
+
+fn wire_preference(preference: Preference) -> i32 {
+    match preference {
+        Preference::Leader => v1::ReadPreference::Leader as i32,
+        Preference::Local => v1::ReadPreference::Local as i32,
+    }
+}
+
+fn with_timeout<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(CLIENT_TIMEOUT);
+    request
+}
+
+/// Classifies a failed call: reads and rejected requests changed nothing; anything else may
+/// have been applied.
+fn failure(status: &tonic::Status, is_write: bool) -> Reply {
+    let error = from_status(status);
+    let definite = !is_write
+        || matches!(
+            status.code(),
+            Code::InvalidArgument | Code::ResourceExhausted | Code::FailedPrecondition
+        );
+    if definite {
+        Reply::Failed(error.to_string())
+    } else {
+        Reply::Unknown(error.to_string())
+    }
+}
+
+fn entries(found: Vec<v1::KeyValue>) -> Vec<(Vec<u8>, Option<(Vec<u8>, u64)>)> {
+    found
+        .into_iter()
+        .map(|entry| (entry.key, Some((entry.value, entry.revision))))
+        .collect()
+}
+
+/// Sends `request` to the node at `addr` and waits for the reply (at most [`CLIENT_TIMEOUT`]).
+pub async fn send(addr: &str, request: &Request) -> Reply {
+    let is_write = !matches!(request, Request::Get { .. } | Request::GetRange { .. });
+    let connect =
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).map(|endpoint| {
+            endpoint
+                .connect_timeout(CLIENT_TIMEOUT)
+                .timeout(CLIENT_TIMEOUT)
+        });
+    let endpoint = match connect {
+        Ok(endpoint) => endpoint,
+        Err(error) => return Reply::Failed(format!("bad address {addr}: {error}")),
+    };
+    let channel = match endpoint.connect().await {
+        Ok(channel) => channel,
+        // Nothing was sent.
+        Err(error) => return Reply::Failed(format!("connect to {addr}: {error}")),
+    };
+    let mut client = KvClient::new(channel);
+    let outcome = match request.clone() {
+        Request::Get { key, preference } => {
+            let asked = key.clone();
+            let message = v1::GetRequest {
+                key,
+                read_preference: wire_preference(preference),
+            };
+            match client.get(with_timeout(message)).await {
+                Ok(reply) => Ok(Reply::Read(match reply.into_inner().entry {
+                    Some(entry) => entries(vec![entry]),
+                    None => vec![(asked, None)],
+                })),
+                Err(status) if status.code() == Code::NotFound => {
+                    Ok(Reply::Read(vec![(asked, None)]))
+                }
+                Err(status) => Err(status),
+            }
+        }
+        Request::GetRange {
+            min,
+            max,
+            preference,
+        } => {
+            let message = v1::GetRangeRequest {
+                min: Some(min),
+                max: Some(max),
+                count: 0,
+                read_preference: wire_preference(preference),
+            };
+            client.get_range(with_timeout(message)).await.map(|reply| {
+                let reply = reply.into_inner();
+                if reply.more {
+                    Reply::Failed("range answer cut short".to_owned())
+                } else {
+                    Reply::Read(entries(reply.entries))
+                }
+            })
+        }
+        Request::Set { key, value } => client
+            .set(with_timeout(v1::SetRequest { key, value }))
+            .await
+            .map(|_| Reply::Written),
+        Request::SetMany { pairs } => {
+            let (keys, values) = pairs.into_iter().unzip();
+            client
+                .set_many(with_timeout(v1::SetManyRequest { keys, values }))
+                .await
+                .map(|_| Reply::Written)
+        }
+        Request::Delete { key } => client
+            .delete(with_timeout(v1::DeleteRequest { key }))
+            .await
+            .map(|_| Reply::Written),
+        Request::DeleteRange { min, max } => client
+            .delete_range(with_timeout(v1::DeleteRangeRequest {
+                min: Some(min),
+                max: Some(max),
+            }))
+            .await
+            .map(|_| Reply::Written),
+        Request::CompareAndSet { key, expected, new } => {
+            let expected = Some(match expected {
+                Some(value) => v1::compare_and_set_request::Expected::ExpectedValue(value),
+                None => v1::compare_and_set_request::Expected::ExpectedAbsent(v1::Absent {}),
+            });
+            let message = v1::CompareAndSetRequest {
+                key,
+                expected,
+                new: Some(v1::compare_and_set_request::New::NewValue(new)),
+            };
+            client
+                .compare_and_set(with_timeout(message))
+                .await
+                .map(|reply| Reply::Swapped(reply.into_inner().succeeded))
+        }
+    };
+    outcome.unwrap_or_else(|status| failure(&status, is_write))
+}

@@ -1,0 +1,293 @@
+//! A cluster of real dbadger nodes on madsim: each node is a simulated host whose boot task
+//! opens its [`SimDisk`] and runs [`Db::start_with_storage`]. The harness keeps the disks and
+//! the running `Db` handles, so it can crash, restart, pause and inspect nodes.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dbadger::{Config, Db, NodeStatus, StartMode};
+use madsim::runtime::{Handle, NodeHandle};
+
+use crate::store::{SimDisk, SyncPolicy};
+
+/// The port every node serves on.
+const PORT: u16 = 7400;
+
+/// The running node's handle and the number of its boot.
+#[derive(Default)]
+struct Running {
+    db: Option<Db>,
+    boot: u64,
+    start_error: Option<String>,
+}
+
+/// One simulated dbadger node.
+pub struct SimNode {
+    /// Position in the cluster (also the Raft node id minus one).
+    pub index: usize,
+    /// Host name (the key of its clock, see `dbadger::simulation::set_node_clock`).
+    pub name: String,
+    /// The address clients and peers use.
+    pub addr: String,
+    /// Its disk, which outlives crashes.
+    pub disk: Arc<SimDisk>,
+    handle: NodeHandle,
+    running: Arc<Mutex<Running>>,
+    /// Whether the harness has it crashed (and not yet restarted).
+    pub down: bool,
+    /// Whether the harness has it paused.
+    pub paused: bool,
+    /// Whether it was removed from the cluster (it stays down).
+    pub removed: bool,
+}
+
+impl SimNode {
+    /// The Raft node id.
+    pub fn id(&self) -> u64 {
+        self.index as u64 + 1
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Running> {
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The node's `Db` handle while it runs.
+    pub fn db(&self) -> Option<Db> {
+        self.running().db.clone()
+    }
+
+    /// The node's status, while it runs.
+    pub fn status(&self) -> Option<NodeStatus> {
+        self.db().map(|db| db.stats())
+    }
+
+    /// How many times the node has booted.
+    pub fn boot(&self) -> u64 {
+        self.running().boot
+    }
+
+    /// Why its last start failed, if it did.
+    pub fn start_error(&self) -> Option<String> {
+        self.running().start_error.clone()
+    }
+}
+
+/// The node configuration of the simulator: short timeouts and a small snapshot threshold, so
+/// that elections, snapshots and installs happen within seconds of simulated time.
+pub fn node_config(addr: &str, start: StartMode) -> Config {
+    Config {
+        bind: addr.to_owned(),
+        start,
+        heartbeat_timeout: Duration::from_millis(150),
+        election_timeout: Duration::from_millis(300),
+        leader_lease_timeout: Duration::from_millis(100),
+        commit_timeout: Duration::from_millis(10),
+        snapshot_threshold: 40,
+        trailing_logs: 20,
+        snapshot_transfer_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(2),
+        ..Config::default()
+    }
+}
+
+/// A node as clients see it: where to send requests, and its boot count.
+#[derive(Clone)]
+pub struct Target {
+    /// The node's index.
+    pub index: usize,
+    /// Its address.
+    pub addr: String,
+    running: Arc<Mutex<Running>>,
+}
+
+impl Target {
+    /// How many times the node has booted so far.
+    pub fn boot(&self) -> u64 {
+        self.running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .boot
+    }
+}
+
+/// The current members, shared with the client tasks.
+#[derive(Clone, Default)]
+pub struct Directory {
+    members: Arc<Mutex<Vec<Target>>>,
+}
+
+impl Directory {
+    fn members(&self) -> std::sync::MutexGuard<'_, Vec<Target>> {
+        self.members
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A random member.
+    pub fn pick(&self) -> Option<Target> {
+        use madsim::rand::seq::SliceRandom;
+        self.members()
+            .choose(&mut madsim::rand::thread_rng())
+            .cloned()
+    }
+}
+
+/// The simulated nodes of one run.
+pub struct Cluster {
+    handle: Handle,
+    directory: Directory,
+    /// Every node ever created, by index.
+    pub nodes: Vec<SimNode>,
+    sync: SyncPolicy,
+}
+
+impl Cluster {
+    /// An empty cluster; nodes sync their disks with `sync` latency.
+    pub fn new(sync: SyncPolicy) -> Cluster {
+        Cluster {
+            handle: Handle::current(),
+            directory: Directory::default(),
+            nodes: Vec::new(),
+            sync,
+        }
+    }
+
+    /// Creates and boots node `index`: the first bootstraps, the others join through `seeds`.
+    pub fn add_node(&mut self, seeds: Vec<String>) -> usize {
+        let index = self.nodes.len();
+        let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, index as u8 + 1));
+        let addr = format!("{ip}:{PORT}");
+        let name = format!("node-{}", index + 1);
+        let disk = SimDisk::new(self.sync);
+        let running = Arc::new(Mutex::new(Running::default()));
+        let start = if seeds.is_empty() {
+            StartMode::Bootstrap
+        } else {
+            StartMode::Join(seeds)
+        };
+        let config = node_config(&addr, start);
+        let id = index as u64 + 1;
+        let handle = {
+            let disk = Arc::clone(&disk);
+            let running = Arc::clone(&running);
+            self.handle
+                .create_node()
+                .name(name.clone())
+                .ip(ip)
+                .init(move || {
+                    let disk = Arc::clone(&disk);
+                    let running = Arc::clone(&running);
+                    let config = config.clone();
+                    async move {
+                        let (log, machine) = disk.open();
+                        let outcome = Db::start_with_storage(config, id, log, machine).await;
+                        let mut running = running
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                        running.boot += 1;
+                        match outcome {
+                            Ok(db) => {
+                                running.db = Some(db);
+                                running.start_error = None;
+                            }
+                            Err(error) => running.start_error = Some(error.to_string()),
+                        }
+                    }
+                })
+                .build()
+        };
+        self.directory.members().push(Target {
+            index,
+            addr: addr.clone(),
+            running: Arc::clone(&running),
+        });
+        self.nodes.push(SimNode {
+            index,
+            name,
+            addr,
+            disk,
+            handle,
+            running,
+            down: false,
+            paused: false,
+            removed: false,
+        });
+        index
+    }
+
+    /// The members as clients see them.
+    pub fn directory(&self) -> Directory {
+        self.directory.clone()
+    }
+
+    /// Node `index` left the cluster: stop it for good and stop sending it requests.
+    pub fn retire(&mut self, index: usize) {
+        self.crash(index, false);
+        self.nodes[index].removed = true;
+        self.directory
+            .members()
+            .retain(|target| target.index != index);
+    }
+
+    /// The madsim id of node `index`, for the network simulator.
+    pub fn madsim_id(&self, index: usize) -> madsim::task::NodeId {
+        self.nodes[index].handle.id()
+    }
+
+    /// Crashes node `index`: its tasks die and its unsynced writes are lost (`torn`: except a
+    /// random prefix).
+    pub fn crash(&mut self, index: usize, torn: bool) {
+        let node = &mut self.nodes[index];
+        self.handle.kill(node.handle.id());
+        node.running().db = None;
+        node.disk.crash(torn);
+        node.down = true;
+        node.paused = false;
+    }
+
+    /// Boots a crashed node again on its disk.
+    pub fn restart(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        if node.removed {
+            return;
+        }
+        node.running().db = None;
+        self.handle.restart(node.handle.id());
+        node.down = false;
+        node.paused = false;
+    }
+
+    /// Stops scheduling node `index`'s tasks (a stopped process or a long GC pause).
+    pub fn pause(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        self.handle.pause(node.handle.id());
+        node.paused = true;
+    }
+
+    /// Resumes a paused node.
+    pub fn resume(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        self.handle.resume(node.handle.id());
+        node.paused = false;
+    }
+
+    /// The indices of the nodes that are members (not removed).
+    pub fn members(&self) -> Vec<usize> {
+        self.nodes
+            .iter()
+            .filter(|node| !node.removed)
+            .map(|node| node.index)
+            .collect()
+    }
+
+    /// The addresses of the members.
+    pub fn member_addrs(&self) -> Vec<String> {
+        self.members()
+            .into_iter()
+            .map(|index| self.nodes[index].addr.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,125 @@
+//! The record of every client operation: what was asked, of which node, when it was invoked and
+//! when it returned (simulated time), and what came back.
+
+use std::sync::{Arc, Mutex};
+
+/// Whether a read had to be linearizable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Preference {
+    /// Through the leader (ReadIndex): linearizable.
+    Leader,
+    /// The node's applied state: may be stale.
+    Local,
+}
+
+/// One operation as issued.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Request {
+    /// `get(key)`.
+    Get {
+        /// The key.
+        key: Vec<u8>,
+        /// Where it was read.
+        preference: Preference,
+    },
+    /// `get_range(min, max)` over the whole key space of the workload.
+    GetRange {
+        /// Inclusive lower bound.
+        min: Vec<u8>,
+        /// Exclusive upper bound.
+        max: Vec<u8>,
+        /// Where it was read.
+        preference: Preference,
+    },
+    /// `set(key, value)`.
+    Set {
+        /// The key.
+        key: Vec<u8>,
+        /// The value (unique in the run).
+        value: Vec<u8>,
+    },
+    /// `set_many(pairs)`, atomically.
+    SetMany {
+        /// The pairs.
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+    /// `delete(key)`.
+    Delete {
+        /// The key.
+        key: Vec<u8>,
+    },
+    /// `delete_range(min, max)`.
+    DeleteRange {
+        /// Inclusive lower bound.
+        min: Vec<u8>,
+        /// Exclusive upper bound.
+        max: Vec<u8>,
+    },
+    /// `compare_and_set(key, expected, new)`.
+    CompareAndSet {
+        /// The key.
+        key: Vec<u8>,
+        /// The value the key must hold (`None`: must be absent).
+        expected: Option<Vec<u8>>,
+        /// The value to store (unique in the run).
+        new: Vec<u8>,
+    },
+}
+
+/// What came back.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Reply {
+    /// A read's answer: for each key read, its value and revision (`None`: absent).
+    Read(Vec<(Vec<u8>, Option<(Vec<u8>, u64)>)>),
+    /// A write was applied.
+    Written,
+    /// A compare-and-set was applied; whether its condition held.
+    Swapped(bool),
+    /// It failed and certainly changed nothing (a read that failed, or a rejected request).
+    Failed(String),
+    /// It failed, timed out or lost its connection: a write may or may not have happened.
+    Unknown(String),
+}
+
+/// One operation from invocation to return.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Record {
+    /// The client that issued it.
+    pub client: u64,
+    /// The index of the node it was sent to.
+    pub node: usize,
+    /// The boot of that node when the reply came (for per-process checks of Local reads).
+    pub boot: u64,
+    /// Simulated nanoseconds since the start, at invocation.
+    pub invoke: u64,
+    /// Simulated nanoseconds since the start, at return.
+    pub complete: u64,
+    /// The request.
+    pub request: Request,
+    /// The reply.
+    pub reply: Reply,
+}
+
+/// Every record of a run, shared by the clients.
+#[derive(Clone, Debug, Default)]
+pub struct History {
+    records: Arc<Mutex<Vec<Record>>>,
+}
+
+impl History {
+    /// Appends a record.
+    pub fn push(&self, record: Record) {
+        self.records
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(record);
+    }
+
+    /// A copy of every record, in completion order.
+    pub fn records(&self) -> Vec<Record> {
+        self.records
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}

@@ -1,0 +1,146 @@
+//! Raft invariants, checked from outside the nodes after every step of the run:
+//!
+//! - election safety: at most one leader per term;
+//! - committed entries never change: the entry a node reports committed at an index is the same
+//!   on every node and at every later check (this implies log matching on the committed prefix);
+//! - log matching on the whole logs: two logs holding the same log id at an index hold the same
+//!   entries before it (checked at the end);
+//! - term never decreases on a node (the vote is durable); the committed and applied indices
+//!   never decrease within one boot of a node.
+
+use std::collections::BTreeMap;
+
+use dbadger_core::raft_types::{LogEntry, LogId};
+
+use crate::cluster::Cluster;
+
+#[derive(Clone, Copy, Default)]
+struct Progress {
+    boot: u64,
+    term: u64,
+    committed: u64,
+    applied: u64,
+}
+
+/// What the monitor has seen so far.
+#[derive(Default)]
+pub struct Invariants {
+    leaders: BTreeMap<u64, u64>,
+    committed: BTreeMap<u64, LogId>,
+    progress: BTreeMap<usize, Progress>,
+    /// Every violation seen, in order.
+    pub violations: Vec<String>,
+}
+
+fn entry_at(entries: &[LogEntry], index: u64) -> Option<&LogEntry> {
+    let first = entries.first()?.log_id.index;
+    let position = usize::try_from(index.checked_sub(first)?).ok()?;
+    entries.get(position)
+}
+
+impl Invariants {
+    /// Checks every running node once.
+    pub fn check(&mut self, cluster: &Cluster) {
+        for node in &cluster.nodes {
+            if node.down || node.removed {
+                continue;
+            }
+            let Some(status) = node.status() else {
+                continue;
+            };
+            if status.is_leader {
+                let leader = *self.leaders.entry(status.term).or_insert(node.id());
+                if leader != node.id() {
+                    self.violations.push(format!(
+                        "election safety: nodes {leader} and {} both led term {}",
+                        node.id(),
+                        status.term
+                    ));
+                }
+            }
+            let boot = node.boot();
+            let before = self.progress.get(&node.index).copied().unwrap_or_default();
+            if status.term < before.term {
+                self.violations.push(format!(
+                    "node {}: term went back from {} to {} (boot {boot})",
+                    node.id(),
+                    before.term,
+                    status.term
+                ));
+            }
+            if boot == before.boot
+                && (status.committed_index < before.committed
+                    || status.applied_index < before.applied)
+            {
+                self.violations.push(format!(
+                    "node {}: committed/applied went back from {}/{} to {}/{} within boot {boot}",
+                    node.id(),
+                    before.committed,
+                    before.applied,
+                    status.committed_index,
+                    status.applied_index
+                ));
+            }
+            self.progress.insert(
+                node.index,
+                Progress {
+                    boot,
+                    term: status.term.max(before.term),
+                    committed: status.committed_index,
+                    applied: status.applied_index,
+                },
+            );
+            self.check_committed(node.id(), status.committed_index, &node.disk.log().1);
+        }
+    }
+
+    /// The committed entries a node holds agree with every committed entry seen before.
+    fn check_committed(&mut self, node: u64, committed: u64, entries: &[LogEntry]) {
+        let Some(first) = entries.first().map(|entry| entry.log_id.index) else {
+            return;
+        };
+        for index in first..=committed {
+            let Some(entry) = entry_at(entries, index) else {
+                break;
+            };
+            let seen = *self.committed.entry(index).or_insert(entry.log_id);
+            if seen != entry.log_id {
+                self.violations.push(format!(
+                    "committed entry {index} changed: {seen} before, {} on node {node}",
+                    entry.log_id
+                ));
+            }
+        }
+    }
+
+    /// Log matching over the whole logs of every pair of nodes.
+    pub fn check_log_matching(&mut self, cluster: &Cluster) {
+        let logs: Vec<(u64, Vec<LogEntry>)> = cluster
+            .nodes
+            .iter()
+            .filter(|node| !node.removed)
+            .map(|node| (node.id(), node.disk.log().1))
+            .collect();
+        for (position, (left_id, left)) in logs.iter().enumerate() {
+            for (right_id, right) in &logs[position + 1..] {
+                // Walk back from the highest common index with equal log ids.
+                let mut matched = false;
+                for entry in left.iter().rev() {
+                    let index = entry.log_id.index;
+                    let Some(other) = entry_at(right, index) else {
+                        continue;
+                    };
+                    if other.log_id == entry.log_id {
+                        matched = true;
+                    } else if matched {
+                        self.violations.push(format!(
+                            "log matching: nodes {left_id} and {right_id} agree after index {index} but differ there ({} vs {})",
+                            entry.log_id, other.log_id
+                        ));
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,731 @@
+//! One seeded run: form a cluster, run clients while a nemesis injects the scenario's faults,
+//! heal, check liveness and convergence, then check the history.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use dbadger::simulation::{NodeClock, clear_node_clocks, set_node_clock};
+use madsim::net::NetSim;
+use madsim::rand::{Rng, seq::SliceRandom, thread_rng};
+use madsim::runtime::Handle;
+use madsim::time::{Instant, sleep};
+
+use crate::checks;
+use crate::client::{self, KEYS};
+use crate::cluster::Cluster;
+use crate::history::{History, Preference, Record, Reply, Request};
+use crate::invariants::Invariants;
+use crate::store::{FaultRates, SyncPolicy};
+
+/// A class of fault the nemesis can inject.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultClass {
+    /// Symmetric partitions: a random minority/majority split, or one node cut off.
+    Partition,
+    /// One-way link failures.
+    OneWay,
+    /// The current leader cut off from everyone.
+    LeaderIsolation,
+    /// Message loss and a wide latency spread on every link.
+    Lossy,
+    /// Crash (kill) and restart, losing unsynced writes, sometimes with a torn last batch.
+    Crash,
+    /// Pause and resume a node.
+    Pause,
+    /// Per-node clock offsets and drift, with drift changes while running.
+    Clock,
+    /// Storage write, sync and read errors.
+    Storage,
+    /// Remove a member and add a fresh node.
+    Membership,
+}
+
+impl FaultClass {
+    /// Every class.
+    pub const ALL: [FaultClass; 9] = [
+        FaultClass::Partition,
+        FaultClass::OneWay,
+        FaultClass::LeaderIsolation,
+        FaultClass::Lossy,
+        FaultClass::Crash,
+        FaultClass::Pause,
+        FaultClass::Clock,
+        FaultClass::Storage,
+        FaultClass::Membership,
+    ];
+}
+
+/// What one run does.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The seed of everything.
+    pub seed: u64,
+    /// Initial cluster size (3 or 5).
+    pub nodes: usize,
+    /// Concurrent clients.
+    pub clients: u64,
+    /// The faults injected.
+    pub faults: Vec<FaultClass>,
+    /// How long faults are injected (simulated time).
+    pub fault_phase: Duration,
+    /// How long the healed cluster has to converge (simulated time).
+    pub liveness_bound: Duration,
+}
+
+impl Scenario {
+    /// The scenario of `seed`: the seed picks one main fault class (cycling through all, so
+    /// every class is covered by any nine consecutive seeds), up to two more, and the cluster
+    /// size.
+    pub fn for_seed(seed: u64) -> Scenario {
+        let mut faults = vec![FaultClass::ALL[(seed % FaultClass::ALL.len() as u64) as usize]];
+        let mut mix = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 7;
+        for _ in 0..2 {
+            let class = FaultClass::ALL[(mix % FaultClass::ALL.len() as u64) as usize];
+            if mix & 0x100 != 0 && !faults.contains(&class) {
+                faults.push(class);
+            }
+            mix >>= 11;
+        }
+        Scenario {
+            seed,
+            nodes: if (seed / 9) % 2 == 0 { 3 } else { 5 },
+            clients: 4,
+            faults,
+            fault_phase: Duration::from_secs(12),
+            liveness_bound: Duration::from_secs(30),
+        }
+    }
+
+    fn has(&self, class: FaultClass) -> bool {
+        self.faults.contains(&class)
+    }
+}
+
+/// The outcome of a run.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The scenario run.
+    pub scenario: Scenario,
+    /// Client operations recorded.
+    pub operations: usize,
+    /// Operations that returned successfully.
+    pub succeeded: usize,
+    /// Operations whose outcome is unknown.
+    pub unknown: usize,
+    /// Fault actions taken.
+    pub fault_actions: usize,
+    /// Crashes of nodes (by the nemesis or after a storage error).
+    pub crashes: u64,
+    /// Simulated time the run took.
+    pub simulated: Duration,
+    /// A hash of the history and the final state: equal for equal seeds.
+    pub trace_hash: u64,
+    /// Everything that went wrong; empty for a passing run.
+    pub violations: Vec<String>,
+}
+
+impl Report {
+    /// Whether every check passed.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+}
+
+/// The one command that replays `seed` (see docs/simulation.md).
+pub fn replay_command(seed: u64) -> String {
+    format!("cargo sim-run --release -p dbadger-sim --bin sweep -- --seed {seed}")
+}
+
+/// Runs `scenario` in a fresh simulation with its seed; returns its report.
+pub fn run(scenario: &Scenario) -> Report {
+    let mut runtime =
+        madsim::runtime::Runtime::with_seed_and_config(scenario.seed, madsim::Config::default());
+    runtime.set_time_limit(Duration::from_secs(600));
+    let scenario = scenario.clone();
+    runtime.block_on(simulate(scenario))
+}
+
+/// The body of a run, inside the simulation.
+pub async fn simulate(scenario: Scenario) -> Report {
+    clear_node_clocks();
+    let started = Instant::now();
+    let mut violations = Vec::new();
+    let net = NetSim::current();
+    let mut cluster = Cluster::new(SyncPolicy::Delayed {
+        min: Duration::from_micros(100),
+        max: Duration::from_millis(3),
+    });
+    let mut invariants = Invariants::default();
+    if let Err(error) = form(&scenario, &mut cluster).await {
+        violations.push(error);
+        return finish(
+            scenario,
+            started,
+            &cluster,
+            &History::default(),
+            0,
+            violations,
+        );
+    }
+    let history = History::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = start_clients(&scenario, &cluster, &history, &stop);
+
+    let mut nemesis = Nemesis::new(&scenario);
+    let fault_end = Instant::now() + scenario.fault_phase;
+    while Instant::now() < fault_end {
+        sleep(Duration::from_millis(20)).await;
+        nemesis.step(&mut cluster, &net).await;
+        supervise(&mut cluster);
+        invariants.check(&cluster);
+    }
+    nemesis.heal(&mut cluster, &net);
+    let healed = Instant::now();
+    let converged = await_convergence(&scenario, &mut cluster, &mut invariants).await;
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        let _ = client.await;
+    }
+    if let Err(error) = converged {
+        violations.push(format!(
+            "liveness: {error} within {:?} after healing",
+            Instant::now() - healed
+        ));
+    }
+    // Final linearizable reads of every key: an acknowledged write that was lost shows here.
+    final_reads(&cluster, &history).await;
+    invariants.check(&cluster);
+    invariants.check_log_matching(&cluster);
+    violations.append(&mut invariants.violations);
+    let records = history.records();
+    violations.extend(checks::linearizability(&records));
+    violations.extend(checks::local_reads(&records));
+    finish(
+        scenario,
+        started,
+        &cluster,
+        &history,
+        nemesis.actions,
+        violations,
+    )
+}
+
+fn finish(
+    scenario: Scenario,
+    started: Instant,
+    cluster: &Cluster,
+    history: &History,
+    fault_actions: usize,
+    violations: Vec<String>,
+) -> Report {
+    let records = history.records();
+    let mut hasher = DefaultHasher::new();
+    records.hash(&mut hasher);
+    for node in &cluster.nodes {
+        for (key, found) in node.disk.dump() {
+            (key, found.value, found.revision).hash(&mut hasher);
+        }
+    }
+    Report {
+        operations: records.len(),
+        succeeded: records
+            .iter()
+            .filter(|record| {
+                matches!(
+                    record.reply,
+                    Reply::Read(_) | Reply::Written | Reply::Swapped(_)
+                )
+            })
+            .count(),
+        unknown: records
+            .iter()
+            .filter(|record| matches!(record.reply, Reply::Unknown(_)))
+            .count(),
+        fault_actions,
+        crashes: cluster
+            .nodes
+            .iter()
+            .map(|node| node.disk.counters().crashes)
+            .sum(),
+        simulated: Instant::now() - started,
+        trace_hash: hasher.finish(),
+        violations,
+        scenario,
+    }
+}
+
+/// Clock offsets up to ±2 s and drift of ±20%, drawn per node.
+fn random_clock() -> NodeClock {
+    let mut rng = thread_rng();
+    NodeClock {
+        offset_nanos: rng.gen_range(-2_000_000_000..=2_000_000_000),
+        rate: rng.gen_range(0.8..=1.2),
+    }
+}
+
+async fn await_condition(bound: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + bound;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    condition()
+}
+
+/// Bootstraps the first node and joins the others through it, before any fault.
+async fn form(scenario: &Scenario, cluster: &mut Cluster) -> Result<(), String> {
+    for index in 0..scenario.nodes {
+        let seeds = if index == 0 {
+            Vec::new()
+        } else {
+            vec![cluster.nodes[0].addr.clone()]
+        };
+        if scenario.has(FaultClass::Clock) {
+            set_node_clock(&format!("node-{}", index + 1), random_clock());
+        }
+        let added = cluster.add_node(seeds);
+        let node = &cluster.nodes[added];
+        let ready = await_condition(Duration::from_secs(20), || {
+            node.status().is_some_and(|status| status.leader.is_some())
+                || node.start_error().is_some()
+        })
+        .await;
+        if let Some(error) = node.start_error() {
+            return Err(format!("node {} could not start: {error}", node.id()));
+        }
+        if !ready {
+            return Err(format!("node {} did not join within 20 s", node.id()));
+        }
+    }
+    Ok(())
+}
+
+/// Restarts nodes whose disk failed, as a process supervisor would.
+fn supervise(cluster: &mut Cluster) {
+    let failed: Vec<usize> = cluster
+        .nodes
+        .iter()
+        .filter(|node| !node.down && !node.removed && node.disk.failed())
+        .map(|node| node.index)
+        .collect();
+    for index in failed {
+        cluster.crash(index, false);
+        cluster.restart(index);
+    }
+}
+
+fn since_start() -> u64 {
+    u64::try_from(madsim::time::TimeHandle::current().elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn key_index(key: &[u8]) -> Option<usize> {
+    KEYS.iter().position(|known| *known == key)
+}
+
+/// Remembers the last value this client saw for each key (the expected value of its next
+/// compare-and-set).
+fn remember(known: &mut [Option<Vec<u8>>], request: &Request, reply: &Reply) {
+    match (request, reply) {
+        (_, Reply::Read(found)) => {
+            for (key, value) in found {
+                if let Some(index) = key_index(key) {
+                    known[index] = value.as_ref().map(|(value, _)| value.clone());
+                }
+            }
+        }
+        (Request::Set { key, value }, Reply::Written) => {
+            if let Some(index) = key_index(key) {
+                known[index] = Some(value.clone());
+            }
+        }
+        (Request::CompareAndSet { key, new, .. }, Reply::Swapped(true)) => {
+            if let Some(index) = key_index(key) {
+                known[index] = Some(new.clone());
+            }
+        }
+        _ => {}
+    }
+}
+
+fn start_clients(
+    scenario: &Scenario,
+    cluster: &Cluster,
+    history: &History,
+    stop: &Arc<AtomicBool>,
+) -> Vec<madsim::task::JoinHandle<()>> {
+    let handle = Handle::current();
+    (0..scenario.clients)
+        .map(|client| {
+            let host = handle
+                .create_node()
+                .name(format!("client-{client}"))
+                .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 1, client as u8 + 1)))
+                .build();
+            let history = history.clone();
+            let stop = Arc::clone(stop);
+            let directory = cluster.directory();
+            host.spawn(async move {
+                let mut known: Vec<Option<Vec<u8>>> = vec![None; KEYS.len()];
+                let mut seq = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    seq += 1;
+                    let request = client::draw(client, seq, &known);
+                    let Some(target) = directory.pick() else {
+                        sleep(Duration::from_millis(10)).await;
+                        continue;
+                    };
+                    let invoke = since_start();
+                    let reply = client::send(&target.addr, &request).await;
+                    let complete = since_start();
+                    remember(&mut known, &request, &reply);
+                    history.push(Record {
+                        client,
+                        node: target.index,
+                        boot: target.boot(),
+                        invoke,
+                        complete,
+                        request,
+                        reply,
+                    });
+                    sleep(Duration::from_millis(thread_rng().gen_range(0..20))).await;
+                }
+            })
+        })
+        .collect()
+}
+
+/// Reads every key through the leader, retrying until one answer per key comes back.
+async fn final_reads(cluster: &Cluster, history: &History) {
+    let directory = cluster.directory();
+    let reader = Handle::current()
+        .create_node()
+        .name("final-reader")
+        .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)))
+        .build();
+    let history = history.clone();
+    let task = reader.spawn(async move {
+        for key in KEYS {
+            for _ in 0..20 {
+                let Some(target) = directory.pick() else {
+                    break;
+                };
+                let request = Request::Get {
+                    key: key.to_vec(),
+                    preference: Preference::Leader,
+                };
+                let invoke = since_start();
+                let reply = client::send(&target.addr, &request).await;
+                let answered = matches!(reply, Reply::Read(_));
+                history.push(Record {
+                    client: u64::MAX,
+                    node: target.index,
+                    boot: target.boot(),
+                    invoke,
+                    complete: since_start(),
+                    request,
+                    reply,
+                });
+                if answered {
+                    break;
+                }
+            }
+        }
+    });
+    let _ = task.await;
+}
+
+/// After healing: a leader, every member applied up to the same index, identical key-value
+/// state on every member, within the scenario's bound.
+async fn await_convergence(
+    scenario: &Scenario,
+    cluster: &mut Cluster,
+    invariants: &mut Invariants,
+) -> Result<(), String> {
+    let deadline = Instant::now() + scenario.liveness_bound;
+    let mut last_problem = String::from("not checked");
+    while Instant::now() < deadline {
+        sleep(Duration::from_millis(100)).await;
+        supervise(cluster);
+        invariants.check(cluster);
+        match converged(cluster) {
+            Ok(()) => return Ok(()),
+            Err(problem) => last_problem = problem,
+        }
+    }
+    Err(last_problem)
+}
+
+fn converged(cluster: &Cluster) -> Result<(), String> {
+    let members = cluster.members();
+    let mut statuses = Vec::new();
+    for &index in &members {
+        let node = &cluster.nodes[index];
+        let status = node
+            .status()
+            .ok_or_else(|| format!("node {} is not running", node.id()))?;
+        statuses.push((node, status));
+    }
+    let leaders: Vec<_> = statuses
+        .iter()
+        .filter(|(_, status)| status.is_leader)
+        .collect();
+    let [(_, leader)] = leaders.as_slice() else {
+        return Err(format!("{} leaders", leaders.len()));
+    };
+    for (node, status) in &statuses {
+        if status.applied_index != leader.committed_index || status.leader != leader.leader {
+            return Err(format!(
+                "node {} applied {} of {} (leader {:?})",
+                node.id(),
+                status.applied_index,
+                leader.committed_index,
+                status.leader.as_ref().map(|(id, _)| id)
+            ));
+        }
+    }
+    let reference = statuses[0].0.disk.dump();
+    for (node, _) in &statuses[1..] {
+        if node.disk.dump() != reference {
+            return Err(format!(
+                "node {} holds different data from node {}",
+                node.id(),
+                statuses[0].0.id()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The fault injector: every step it may start or end a fault of the scenario's classes.
+struct Nemesis {
+    classes: Vec<FaultClass>,
+    /// Links cut now (source, destination madsim ids).
+    cut: Vec<(madsim::task::NodeId, madsim::task::NodeId)>,
+    /// When the current network fault or pause ends.
+    heal_at: Option<Instant>,
+    /// Crashed nodes and when they restart.
+    restarts: Vec<(usize, Instant)>,
+    paused: Vec<usize>,
+    next_action: Instant,
+    /// Fault actions taken.
+    actions: usize,
+}
+
+impl Nemesis {
+    fn new(scenario: &Scenario) -> Nemesis {
+        Nemesis {
+            classes: scenario.faults.clone(),
+            cut: Vec::new(),
+            heal_at: None,
+            restarts: Vec::new(),
+            paused: Vec::new(),
+            next_action: Instant::now() + Duration::from_millis(500),
+            actions: 0,
+        }
+    }
+
+    fn running_members(cluster: &Cluster) -> Vec<usize> {
+        cluster
+            .members()
+            .into_iter()
+            .filter(|index| !cluster.nodes[*index].down && !cluster.nodes[*index].paused)
+            .collect()
+    }
+
+    fn leader(cluster: &Cluster) -> Option<usize> {
+        cluster.members().into_iter().find(|index| {
+            cluster.nodes[*index]
+                .status()
+                .is_some_and(|status| status.is_leader)
+        })
+    }
+
+    fn cut_link(&mut self, cluster: &Cluster, net: &NetSim, from: usize, to: usize) {
+        let link = (cluster.madsim_id(from), cluster.madsim_id(to));
+        net.clog_link(link.0, link.1);
+        self.cut.push(link);
+    }
+
+    fn split(&mut self, cluster: &Cluster, net: &NetSim, side: &[usize]) {
+        for &inside in side {
+            for outside in cluster.members() {
+                if !side.contains(&outside) {
+                    self.cut_link(cluster, net, inside, outside);
+                    self.cut_link(cluster, net, outside, inside);
+                }
+            }
+        }
+    }
+
+    fn heal_network(&mut self, net: &NetSim) {
+        for (from, to) in self.cut.drain(..) {
+            net.unclog_link(from, to);
+        }
+    }
+
+    async fn step(&mut self, cluster: &mut Cluster, net: &NetSim) {
+        let now = Instant::now();
+        let due: Vec<usize> = self
+            .restarts
+            .iter()
+            .filter(|(_, at)| *at <= now)
+            .map(|(index, _)| *index)
+            .collect();
+        self.restarts.retain(|(_, at)| *at > now);
+        for index in due {
+            cluster.restart(index);
+        }
+        if self.heal_at.is_some_and(|at| at <= now) {
+            self.heal_at = None;
+            self.heal_network(net);
+            for index in self.paused.drain(..) {
+                cluster.resume(index);
+            }
+        }
+        if now < self.next_action {
+            return;
+        }
+        let mut rng = thread_rng();
+        self.next_action = now + Duration::from_millis(rng.gen_range(200..1500));
+        let Some(&class) = self.classes.choose(&mut rng) else {
+            return;
+        };
+        let hold = Duration::from_millis(rng.gen_range(300..3000));
+        let running = Nemesis::running_members(cluster);
+        match class {
+            FaultClass::Partition | FaultClass::OneWay | FaultClass::LeaderIsolation
+                if self.heal_at.is_some() => {}
+            FaultClass::Partition => {
+                let mut members = cluster.members();
+                members.shuffle(&mut rng);
+                let minority = rng.gen_range(1..=members.len() / 2);
+                self.split(cluster, net, &members[..minority]);
+                self.heal_at = Some(now + hold);
+            }
+            FaultClass::OneWay => {
+                let members = cluster.members();
+                for _ in 0..rng.gen_range(1..=members.len()) {
+                    let from = members[rng.gen_range(0..members.len())];
+                    let to = members[rng.gen_range(0..members.len())];
+                    if from != to {
+                        self.cut_link(cluster, net, from, to);
+                    }
+                }
+                self.heal_at = Some(now + hold);
+            }
+            FaultClass::LeaderIsolation => {
+                if let Some(leader) = Nemesis::leader(cluster) {
+                    self.split(cluster, net, &[leader]);
+                    self.heal_at = Some(now + hold);
+                }
+            }
+            FaultClass::Lossy => {
+                let loss = rng.gen_range(0.0..0.2);
+                let spread = Duration::from_millis(rng.gen_range(5..200));
+                net.update_config(|config| {
+                    config.packet_loss_rate = loss;
+                    config.send_latency = Duration::from_millis(1)..spread;
+                });
+            }
+            FaultClass::Crash => {
+                // Keep a majority up most of the time, but sometimes take down more.
+                if let Some(&victim) = running.choose(&mut rng)
+                    && (running.len() * 2 > cluster.members().len() + 1 || rng.gen_bool(0.2))
+                {
+                    cluster.crash(victim, rng.gen_bool(0.5));
+                    self.restarts.push((
+                        victim,
+                        now + Duration::from_millis(rng.gen_range(100..3000)),
+                    ));
+                }
+            }
+            FaultClass::Pause => {
+                if self.heal_at.is_none()
+                    && let Some(&victim) = running.choose(&mut rng)
+                {
+                    cluster.pause(victim);
+                    self.paused.push(victim);
+                    self.heal_at = Some(now + hold);
+                }
+            }
+            FaultClass::Clock => {
+                if let Some(&victim) = running.choose(&mut rng) {
+                    set_node_clock(
+                        &cluster.nodes[victim].name,
+                        NodeClock {
+                            offset_nanos: 0,
+                            rate: rng.gen_range(0.8..=1.2),
+                        },
+                    );
+                }
+            }
+            FaultClass::Storage => {
+                let rates = if rng.gen_bool(0.5) {
+                    FaultRates {
+                        write: 0.002,
+                        sync: 0.002,
+                        read: 0.001,
+                    }
+                } else {
+                    FaultRates::default()
+                };
+                for node in &cluster.nodes {
+                    node.disk.set_faults(rates);
+                }
+            }
+            FaultClass::Membership => self.change_membership(cluster).await,
+        }
+        self.actions += 1;
+    }
+
+    /// Removes a random member when there are more than three, otherwise adds a fresh node.
+    async fn change_membership(&mut self, cluster: &mut Cluster) {
+        let members = cluster.members();
+        let mut rng = thread_rng();
+        if members.len() > 3 {
+            let victim = members[rng.gen_range(0..members.len())];
+            let id = cluster.nodes[victim].id();
+            let via = cluster.nodes[members[rng.gen_range(0..members.len())]]
+                .addr
+                .clone();
+            if crate::admin::remove_peer(&via, id).await.is_ok() {
+                cluster.retire(victim);
+            }
+        } else {
+            let seeds = cluster.member_addrs();
+            cluster.add_node(seeds);
+        }
+    }
+
+    /// Ends every fault: links restored, loss off, paused nodes resumed, crashed nodes
+    /// restarted, storage errors off, clocks back to full speed.
+    fn heal(&mut self, cluster: &mut Cluster, net: &NetSim) {
+        self.heal_network(net);
+        net.update_config(|config| {
+            config.packet_loss_rate = 0.0;
+            config.send_latency = Duration::from_millis(1)..Duration::from_millis(10);
+        });
+        for index in self.paused.drain(..) {
+            cluster.resume(index);
+        }
+        for (index, _) in self.restarts.drain(..) {
+            cluster.restart(index);
+        }
+        for node in &cluster.nodes {
+            node.disk.set_faults(FaultRates::default());
+            set_node_clock(
+                &node.name,
+                NodeClock {
+                    offset_nanos: 0,
+                    rate: 1.0,
+                },
+            );
+        }
+    }
+}
