@@ -184,17 +184,25 @@ impl Cluster {
                     async move {
                         let (log, machine) = disk.open();
                         let outcome = Db::start_with_storage(config, id, log, machine).await;
-                        let mut running = running
-                            .lock()
-                            .unwrap_or_else(|poisoned| poisoned.into_inner());
-                        running.boot += 1;
-                        match outcome {
-                            Ok(db) => {
-                                running.db = Some(db);
-                                running.start_error = None;
+                        {
+                            let mut running = running
+                                .lock()
+                                .unwrap_or_else(|poisoned| poisoned.into_inner());
+                            running.boot += 1;
+                            match outcome {
+                                Ok(db) => {
+                                    running.db = Some(db);
+                                    running.start_error = None;
+                                }
+                                Err(error) => {
+                                    running.start_error = Some(error.to_string());
+                                    return;
+                                }
                             }
-                            Err(error) => running.start_error = Some(error.to_string()),
                         }
+                        // madsim ends a node, with all its tasks, when its first task returns:
+                        // this task is the node's process and lives until it is killed.
+                        std::future::pending::<()>().await;
                     }
                 })
                 .build()

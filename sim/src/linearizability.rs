@@ -329,6 +329,9 @@ struct Problem<'a> {
     returned: Vec<Returned>,
     /// The operations with an unknown outcome, in invocation order (the side-list order).
     maybe: Vec<Maybe>,
+    /// For each interned value, the unknown compare-and-set operations expecting it (indices
+    /// into `maybe`, in invocation order).
+    cas_by_expected: Vec<Vec<usize>>,
     /// The main list's nodes: `events[0]` is the sentinel, then all events in time order.
     events: Vec<Event>,
 }
@@ -405,8 +408,12 @@ impl<'a> Problem<'a> {
         returned.sort_by_key(|op| (op.invoke, op.at, op.index));
         maybe.sort_by_key(|op| (op.invoke, op.index));
         let mut last_with_effect = HashMap::new();
+        let mut cas_by_expected = vec![Vec::new(); interner.values.len()];
         for (position, op) in maybe.iter_mut().enumerate() {
             op.twin_before = last_with_effect.insert(op.effect, position);
+            if let Effect::MaybeCas { expected, .. } = op.effect {
+                cas_by_expected[expected].push(position);
+            }
         }
 
         // (time, is a return, operation): calls before returns at equal times.
@@ -439,6 +446,7 @@ impl<'a> Problem<'a> {
             values: interner.values,
             returned,
             maybe,
+            cas_by_expected,
             events,
         }
     }
@@ -467,10 +475,15 @@ impl<'a> Problem<'a> {
                         }
                     }
                     // The first return event: all returned candidates have been tried; now try
-                    // the unknown operations invoked no later than this return.
-                    _ => Cursor::Side {
+                    // the unknown operations invoked no later than this return (unless none
+                    // could follow the unknown operation on top of the stack).
+                    _ if s.maybe_cas_can_follow(self.events[node].time) => Cursor::Side {
                         node: s.side.first(),
                         deadline: self.events[node].time,
+                    },
+                    _ => match s.backtrack() {
+                        Some(cursor) => cursor,
+                        None => return Search::Violation(s.deepest),
                     },
                 },
                 Cursor::Side { node, deadline } => {
@@ -515,17 +528,19 @@ enum Cursor {
 
 /// One linearized operation on the search stack, with what is needed to undo it.
 #[derive(Clone, Copy, Debug)]
-enum Frame {
-    Returned {
-        call: usize,
-        return_node: usize,
-        prev_state: usize,
-    },
-    Maybe {
-        node: usize,
-        prev_state: usize,
-        deadline: u64,
-    },
+struct Frame {
+    lifted: Lifted,
+    /// [`Searcher::state`] before the operation.
+    prev_state: usize,
+}
+
+/// Which operation a [`Frame`] linearized.
+#[derive(Clone, Copy, Debug)]
+enum Lifted {
+    /// A returned operation, by its call and return nodes in the main list.
+    Returned { call: usize, return_node: usize },
+    /// An unknown operation, by its side-list node, and the deadline it was tried under.
+    Maybe { node: usize, deadline: u64 },
 }
 
 /// The configuration that placed the most returned operations, for the report.
@@ -544,6 +559,7 @@ struct Searcher<'p, 'a> {
     problem: &'p Problem<'a>,
     main: Links,
     side: Links,
+    /// The register state after the operations on the stack.
     state: usize,
     /// Bitset over [`Problem::returned`]: the returned operations linearized so far.
     returned_set: Vec<u64>,
@@ -583,20 +599,19 @@ impl<'p, 'a> Searcher<'p, 'a> {
     /// Tries to linearize the returned operation whose call event is `call`.
     fn lift_returned(&mut self, call: usize, return_node: usize) -> bool {
         let op = self.problem.events[call].op;
-        let Some(next_state) = self.problem.returned[op].effect.apply(self.state) else {
+        let effect = self.problem.returned[op].effect;
+        let Some(next_state) = effect.apply(self.state) else {
             return false;
         };
+        if !self.needed_by(effect) {
+            return false;
+        }
         set_bit(&mut self.returned_set, op);
         if !self.visit(next_state) {
             clear_bit(&mut self.returned_set, op);
             return false;
         }
-        self.stack.push(Frame::Returned {
-            call,
-            return_node,
-            prev_state: self.state,
-        });
-        self.state = next_state;
+        self.push(Lifted::Returned { call, return_node }, next_state);
         self.main.unlink(call);
         self.main.unlink(return_node);
         self.placed += 1;
@@ -609,7 +624,7 @@ impl<'p, 'a> Searcher<'p, 'a> {
     /// Tries to linearize the unknown operation at side-list `node`.
     fn lift_maybe(&mut self, node: usize, deadline: u64) -> bool {
         let op = node - 1;
-        let maybe = &self.problem.maybe[op];
+        let maybe = self.problem.maybe[op];
         // Operations with the same effect are interchangeable once invoked: use them in order.
         if let Some(twin) = maybe.twin_before
             && !test_bit(&self.maybe_set, twin)
@@ -621,45 +636,103 @@ impl<'p, 'a> Searcher<'p, 'a> {
             // Unknown operations are optional, so placing one that changes nothing is pointless.
             _ => return false,
         };
-        set_bit(&mut self.maybe_set, op);
-        if !self.visit(next_state) {
-            clear_bit(&mut self.maybe_set, op);
+        if !self.needed_by(maybe.effect) || !self.may_be_needed(maybe.effect, next_state, deadline)
+        {
             return false;
         }
-        self.stack.push(Frame::Maybe {
-            node,
-            prev_state: self.state,
-            deadline,
-        });
-        self.state = next_state;
+        // The configuration is not memoised: it is only an intermediate step towards the
+        // operation that needs this one.
+        set_bit(&mut self.maybe_set, op);
+        self.push(Lifted::Maybe { node, deadline }, next_state);
         self.side.unlink(node);
         true
+    }
+
+    /// If the top of the stack is an unknown operation, whether the operation with `effect`
+    /// needs it, and may therefore come next (see [`needs`]); true otherwise.
+    fn needed_by(&self, effect: Effect) -> bool {
+        match self.stack.last() {
+            Some(&Frame {
+                lifted: Lifted::Maybe { node, .. },
+                prev_state,
+            }) => needs(
+                self.problem.maybe[node - 1].effect,
+                prev_state,
+                self.state,
+                effect,
+            ),
+            _ => true,
+        }
+    }
+
+    /// Whether anything could come next that needs the unknown operation with `effect`, taking
+    /// the current state to `next_state`: a returned operation among the current candidates,
+    /// or an unknown compare-and-set invoked by `deadline` that expects `next_state`.
+    fn may_be_needed(&self, effect: Effect, next_state: usize, deadline: u64) -> bool {
+        if self.open_cas(next_state, self.state, deadline) {
+            return true;
+        }
+        let mut node = self.main.first();
+        while node != 0 && self.problem.events[node].return_node.is_some() {
+            let candidate = self.problem.returned[self.problem.events[node].op].effect;
+            if needs(effect, self.state, next_state, candidate) {
+                return true;
+            }
+            node = self.main.next[node];
+        }
+        false
+    }
+
+    /// Whether an unknown operation invoked by `deadline` could come next: always, unless the
+    /// top of the stack is an unknown operation, which only an unknown compare-and-set
+    /// expecting its result can need.
+    fn maybe_cas_can_follow(&self, deadline: u64) -> bool {
+        match self.stack.last() {
+            Some(&Frame {
+                lifted: Lifted::Maybe { .. },
+                prev_state,
+            }) => self.open_cas(self.state, prev_state, deadline),
+            _ => true,
+        }
+    }
+
+    /// Whether some unknown compare-and-set invoked by `deadline` and not linearized yet swaps
+    /// `expected` for something other than `not_new`.
+    fn open_cas(&self, expected: usize, not_new: usize, deadline: u64) -> bool {
+        self.problem.cas_by_expected[expected]
+            .iter()
+            .take_while(|&&op| self.problem.maybe[op].invoke <= deadline)
+            .any(|&op| {
+                !test_bit(&self.maybe_set, op)
+                    && matches!(self.problem.maybe[op].effect,
+                        Effect::MaybeCas { new, .. } if new != not_new)
+            })
+    }
+
+    fn push(&mut self, lifted: Lifted, next_state: usize) {
+        self.stack.push(Frame {
+            lifted,
+            prev_state: self.state,
+        });
+        self.state = next_state;
     }
 
     /// Undoes the top of the stack and returns where to continue, or `None` if the stack is
     /// empty (every possibility has been explored).
     fn backtrack(&mut self) -> Option<Cursor> {
-        Some(match self.stack.pop()? {
-            Frame::Returned {
-                call,
-                return_node,
-                prev_state,
-            } => {
+        let frame = self.stack.pop()?;
+        self.state = frame.prev_state;
+        Some(match frame.lifted {
+            Lifted::Returned { call, return_node } => {
                 self.main.relink(return_node);
                 self.main.relink(call);
                 clear_bit(&mut self.returned_set, self.problem.events[call].op);
-                self.state = prev_state;
                 self.placed -= 1;
                 Cursor::Main(self.main.next[call])
             }
-            Frame::Maybe {
-                node,
-                prev_state,
-                deadline,
-            } => {
+            Lifted::Maybe { node, deadline } => {
                 self.side.relink(node);
                 clear_bit(&mut self.maybe_set, node - 1);
-                self.state = prev_state;
                 Cursor::Side {
                     node: self.side.next[node],
                     deadline,
@@ -719,9 +792,9 @@ impl<'p, 'a> Searcher<'p, 'a> {
         let prefix = self
             .stack
             .iter()
-            .map(|frame| match *frame {
-                Frame::Returned { call, .. } => problem.returned[problem.events[call].op].index,
-                Frame::Maybe { node, .. } => problem.maybe[node - 1].index,
+            .map(|frame| match frame.lifted {
+                Lifted::Returned { call, .. } => problem.returned[problem.events[call].op].index,
+                Lifted::Maybe { node, .. } => problem.maybe[node - 1].index,
             })
             .collect();
         let mut stuck = Vec::new();
@@ -744,6 +817,25 @@ impl<'p, 'a> Searcher<'p, 'a> {
             stuck,
             pending_unknown,
         };
+    }
+}
+
+/// Whether an operation with effect `next` needs the unknown operation with effect `unknown`
+/// that took the state from `before` to `after`, to be valid right after it.
+///
+/// It does not if it is invalid after it, or valid without it with the same result (then the
+/// unknown operation can be dropped), or valid without it and commuting with it (then the
+/// unknown operation can be moved after it). A linearization in which some unknown operation is
+/// not immediately followed by an operation that needs it can therefore be rewritten into one
+/// with fewer unknown operations or with one moved later, which is why the search only explores
+/// linearizations in which every unknown operation is needed by the next one.
+fn needs(unknown: Effect, before: usize, after: usize, next: Effect) -> bool {
+    let Some(with) = next.apply(after) else {
+        return false;
+    };
+    match next.apply(before) {
+        None => true,
+        Some(without) => without != with && unknown.apply(without) != Some(with),
     }
 }
 

@@ -93,10 +93,24 @@ pub fn clear_node_clocks() {
     CLOCKS.with(|clocks| clocks.borrow_mut().clear());
 }
 
+/// The name of the simulated node the current task runs on: madsim answers libc's
+/// `gethostname` per task. (Crates that read the host name through `uname` see the real one.)
+#[allow(unsafe_code)]
+fn current_node_name() -> Option<String> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the pointer and length describe `buffer`, which outlives the call; the function
+    // writes at most `buffer.len()` bytes into it.
+    let status = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if status != 0 {
+        return None;
+    }
+    let end = buffer.iter().position(|byte| *byte == 0)?;
+    String::from_utf8(buffer[..end].to_vec()).ok()
+}
+
 fn current_piece() -> Option<Piece> {
-    let name = gethostname::gethostname();
-    let name = name.to_str()?;
-    CLOCKS.with(|clocks| clocks.borrow().get(name).copied())
+    let name = current_node_name()?;
+    CLOCKS.with(|clocks| clocks.borrow().get(&name).copied())
 }
 
 /// The current node's clock reading.
