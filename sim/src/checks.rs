@@ -16,7 +16,7 @@ const SEARCH_BUDGET: u64 = 20_000_000;
 
 fn keys_in(min: &[u8], max: &[u8]) -> impl Iterator<Item = Vec<u8>> {
     KEYS.iter()
-        .filter(move |key| **key >= min && **key < max)
+        .filter(move |key| **key >= min && **key <= max)
         .map(|key| key.to_vec())
 }
 

@@ -14,7 +14,7 @@ use crate::history::{Preference, Reply, Request};
 /// The keys the workload uses: few, so that operations contend.
 pub const KEYS: [&[u8]; 5] = [b"k0", b"k1", b"k2", b"k3", b"k4"];
 
-/// The exclusive upper bound past every workload key.
+/// An upper bound past every workload key (range bounds are inclusive).
 const PAST_LAST_KEY: &[u8] = b"k9";
 
 /// How long a client waits for one reply.
@@ -46,7 +46,7 @@ pub fn draw(client: u64, seq: u64, known: &[Option<Vec<u8>>]) -> Request {
             let low = rng.gen_range(0..KEYS.len());
             Request::GetRange {
                 min: KEYS[low].to_vec(),
-                max: KEYS.get(low + 2).copied().unwrap_or(PAST_LAST_KEY).to_vec(),
+                max: KEYS.get(low + 1).copied().unwrap_or(PAST_LAST_KEY).to_vec(),
                 preference: preference(),
             }
         }
@@ -74,7 +74,7 @@ pub fn draw(client: u64, seq: u64, known: &[Option<Vec<u8>>]) -> Request {
             let low = rng.gen_range(0..KEYS.len());
             Request::DeleteRange {
                 min: KEYS[low].to_vec(),
-                max: KEYS.get(low + 2).copied().unwrap_or(PAST_LAST_KEY).to_vec(),
+                max: KEYS.get(low + 1).copied().unwrap_or(PAST_LAST_KEY).to_vec(),
             }
         }
         _ => {

@@ -26,7 +26,7 @@ pub enum Request {
     GetRange {
         /// Inclusive lower bound.
         min: Vec<u8>,
-        /// Exclusive upper bound.
+        /// Inclusive upper bound.
         max: Vec<u8>,
         /// Where it was read.
         preference: Preference,
@@ -52,7 +52,7 @@ pub enum Request {
     DeleteRange {
         /// Inclusive lower bound.
         min: Vec<u8>,
-        /// Exclusive upper bound.
+        /// Inclusive upper bound.
         max: Vec<u8>,
     },
     /// `compare_and_set(key, expected, new)`.

@@ -126,6 +126,8 @@ pub struct Report {
     pub trace_hash: u64,
     /// Everything that went wrong; empty for a passing run.
     pub violations: Vec<String>,
+    /// Every client operation, in completion order.
+    pub history: Vec<Record>,
 }
 
 impl Report {
@@ -255,6 +257,7 @@ fn finish(
         trace_hash: hasher.finish(),
         violations,
         scenario,
+        history: records,
     }
 }
 
@@ -300,6 +303,7 @@ async fn form(scenario: &Scenario, cluster: &mut Cluster) -> Result<(), String> 
             return Err(format!("node {} could not start: {error}", node.id()));
         }
         if !ready {
+            eprintln!("DEBUG leader status {:?}", cluster.nodes[0].status());
             return Err(format!("node {} did not join within 20 s", node.id()));
         }
     }

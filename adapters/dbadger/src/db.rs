@@ -190,6 +190,7 @@ impl Db {
             GrpcNetwork::<<S as StateMachineStore>::Snapshot>::new(
                 transport.clone(),
                 Duration::from_secs(1),
+                config.heartbeat_timeout,
             ),
             RaftLog::new(Arc::new(log)),
             RaftStateMachineStore::new(Arc::clone(&store)),

@@ -31,16 +31,28 @@ type Types<RT> = RaftTypes<RT>;
 /// snapshot type of the local state machine, streamed to peers in chunks.
 pub struct GrpcNetwork<D> {
     connect_timeout: Duration,
+    min_rpc_timeout: Duration,
     transport: PeerTransport,
     _snapshot: PhantomData<fn() -> D>,
 }
 
 impl<D> GrpcNetwork<D> {
-    /// A factory whose clients reach peers over `transport` and give up connecting after
-    /// `connect_timeout`.
-    pub fn new(transport: PeerTransport, connect_timeout: Duration) -> GrpcNetwork<D> {
+    /// A factory whose clients reach peers over `transport`, give up connecting after
+    /// `connect_timeout`, and wait at least `min_rpc_timeout` for an answer.
+    ///
+    /// openraft gives append-entries and heartbeat RPCs the heartbeat interval as their deadline
+    /// (tens of milliseconds). A follower that needs longer, because the network is slow or its
+    /// disk is busy, would then never be caught up: every append would be cut off and retried.
+    /// The floor (the node uses its heartbeat timeout) keeps slow peers replicating; a peer
+    /// that cannot answer within it is treated as unreachable.
+    pub fn new(
+        transport: PeerTransport,
+        connect_timeout: Duration,
+        min_rpc_timeout: Duration,
+    ) -> GrpcNetwork<D> {
         GrpcNetwork {
             connect_timeout,
+            min_rpc_timeout,
             transport,
             _snapshot: PhantomData,
         }
@@ -77,6 +89,7 @@ where
         GrpcRaftClient {
             target,
             client,
+            min_rpc_timeout: self.min_rpc_timeout,
             _snapshot: PhantomData,
         }
     }
@@ -86,6 +99,7 @@ where
 pub struct GrpcRaftClient<D> {
     target: NodeId,
     client: Result<RaftClient<Channel>, String>,
+    min_rpc_timeout: Duration,
     _snapshot: PhantomData<fn() -> D>,
 }
 
@@ -94,6 +108,13 @@ impl<D> fmt::Debug for GrpcRaftClient<D> {
         f.debug_struct("GrpcRaftClient")
             .field("target", &self.target)
             .finish()
+    }
+}
+
+impl<D> GrpcRaftClient<D> {
+    /// How long to wait for an answer: openraft's deadline, but never less than the floor.
+    fn deadline(&self, option: &RPCOption) -> Duration {
+        option.hard_ttl().max(self.min_rpc_timeout)
     }
 }
 
@@ -174,7 +195,7 @@ where
     ) -> Result<AppendEntriesResponse<Types<RT>>, RPCError<Types<RT>>> {
         let request = wire::append_request_to_wire(&rpc);
         let mut client = self.client().map_err(Failure::into_rpc::<RT>)?;
-        let response = call(option.hard_ttl(), client.append_entries(request))
+        let response = call(self.deadline(&option), client.append_entries(request))
             .await
             .map_err(Failure::into_rpc::<RT>)?;
         wire::append_response_from_wire(response).map_err(malformed::<RT>)
@@ -187,7 +208,7 @@ where
     ) -> Result<VoteResponse<Types<RT>>, RPCError<Types<RT>>> {
         let request = wire::vote_request_to_wire(&rpc);
         let mut client = self.client().map_err(Failure::into_rpc::<RT>)?;
-        let response = call(option.hard_ttl(), client.vote(request))
+        let response = call(self.deadline(&option), client.vote(request))
             .await
             .map_err(Failure::into_rpc::<RT>)?;
         wire::vote_response_from_wire(response).map_err(malformed::<RT>)
@@ -200,7 +221,7 @@ where
     ) -> Result<VoteResponse<Types<RT>>, RPCError<Types<RT>>> {
         let request = wire::vote_request_to_wire(&rpc);
         let mut client = self.client().map_err(Failure::into_rpc::<RT>)?;
-        let response = call(option.hard_ttl(), client.pre_vote(request))
+        let response = call(self.deadline(&option), client.pre_vote(request))
             .await
             .map_err(Failure::into_rpc::<RT>)?;
         wire::vote_response_from_wire(response).map_err(malformed::<RT>)
@@ -224,7 +245,7 @@ where
             Failure::Network(format!("cannot read local snapshot: {error}")).into_streaming::<RT>()
         })?;
         let chunks = futures_util::stream::iter([header]).chain(data_chunks(reader));
-        let ttl = option.hard_ttl();
+        let ttl = self.deadline(&option);
         let transfer = call(ttl, client.install_snapshot(chunks));
         let response = futures_util::select_biased! {
             closed = cancel.fuse() => return Err(StreamingError::Closed(closed)),
@@ -242,7 +263,7 @@ where
     ) -> Result<TransferLeaderResponse<Types<RT>>, RPCError<Types<RT>>> {
         let request = wire::transfer_request_to_wire(&request);
         let mut client = self.client().map_err(Failure::into_rpc::<RT>)?;
-        let response = call(option.hard_ttl(), client.transfer_leader(request))
+        let response = call(self.deadline(&option), client.transfer_leader(request))
             .await
             .map_err(Failure::into_rpc::<RT>)?;
         wire::transfer_response_from_wire(response).map_err(malformed::<RT>)

@@ -70,7 +70,11 @@ async fn start_node(id: u64) -> TestNode {
     let raft = Raft::new(
         id,
         config(),
-        GrpcNetwork::<MemorySnapshot>::new(PeerTransport::default(), Duration::from_secs(1)),
+        GrpcNetwork::<MemorySnapshot>::new(
+            PeerTransport::default(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        ),
         RaftLog::new(Arc::new(MemoryLogStore::new())),
         RaftStateMachineStore::new(Arc::clone(&machine)),
     )

@@ -32,6 +32,7 @@ mod sweep {
         end: u64,
         jobs: u64,
         verbose: bool,
+        history: Option<String>,
     }
 
     fn parse() -> Result<Options, String> {
@@ -40,6 +41,7 @@ mod sweep {
             end: 101,
             jobs: 2,
             verbose: false,
+            history: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -60,9 +62,10 @@ mod sweep {
                 }
                 "--jobs" => options.jobs = value()?.parse().map_err(|_| "--jobs takes a number")?,
                 "--verbose" => options.verbose = true,
+                "--history" => options.history = Some(value()?),
                 "--help" | "-h" => {
                     return Err(
-                        "usage: sweep [--seed N | --seeds FIRST..END] [--jobs N] [--verbose]"
+                        "usage: sweep [--seed N | --seeds FIRST..END] [--jobs N] [--verbose] [--history FILE]"
                             .into(),
                     );
                 }
@@ -90,6 +93,12 @@ mod sweep {
     }
 
     pub(super) fn main() -> ExitCode {
+        if std::env::var_os("DBADGER_SIM_TRACE").is_some() {
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_writer(std::io::stderr)
+                .init();
+        }
         let options = match parse() {
             Ok(options) => options,
             Err(message) => {
@@ -108,6 +117,7 @@ mod sweep {
                 let simulated = Arc::clone(&simulated);
                 let verbose = options.verbose;
                 let end = options.end;
+                let history_file = options.history.clone();
                 std::thread::spawn(move || {
                     loop {
                         let seed = next.fetch_add(1, Ordering::SeqCst);
@@ -115,6 +125,16 @@ mod sweep {
                             break;
                         }
                         let report = run(&Scenario::for_seed(seed));
+                        if let Some(path) = &history_file {
+                            let lines: Vec<String> = report
+                                .history
+                                .iter()
+                                .map(|record| format!("{record:?}"))
+                                .collect();
+                            if let Err(error) = std::fs::write(path, lines.join("\n")) {
+                                eprintln!("cannot write {path}: {error}");
+                            }
+                        }
                         *simulated.lock().unwrap_or_else(|p| p.into_inner()) +=
                             report.simulated.as_secs_f64();
                         if verbose || !report.passed() {
