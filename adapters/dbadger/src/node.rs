@@ -232,7 +232,12 @@ impl<S: StateMachineStore> Node<S> {
                     });
                 }
                 Route::NoLeader => {
-                    if !self.await_leader_change(None, deadline).await {
+                    // The hint may name no leader while the metrics already know one, or a
+                    // leader this node cannot use (itself while it steps down, one missing from
+                    // its membership): pause before retrying, so that the retry is never a
+                    // busy loop.
+                    tokio::time::sleep(LEADER_POLL.min(remaining(deadline))).await;
+                    if !self.await_leader_change(hint.leader_id, deadline).await {
                         return Err(self.no_leader("no leader elected"));
                     }
                 }
@@ -585,7 +590,7 @@ impl<S: StateMachineStore> Engine for Node<S> {
             leader,
             members,
             term: metrics.current_term,
-            committed_index: metrics.cluster_committed.map_or(0, |id| id.index),
+            committed_index: metrics.local_committed.map_or(0, |id| id.index),
             applied_index: metrics.last_applied.map_or(0, |id| id.index),
             last_log_index: metrics.last_log_index.unwrap_or(0),
             snapshot_index: metrics.snapshot.map_or(0, |id| id.index),

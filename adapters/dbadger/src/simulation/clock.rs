@@ -109,6 +109,9 @@ fn current_node_name() -> Option<String> {
 }
 
 fn current_piece() -> Option<Piece> {
+    if CLOCKS.with(|clocks| clocks.borrow().is_empty()) {
+        return None;
+    }
     let name = current_node_name()?;
     CLOCKS.with(|clocks| clocks.borrow().get(&name).copied())
 }
