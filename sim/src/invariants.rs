@@ -59,6 +59,19 @@ impl Invariants {
                 }
             }
             let boot = node.boot();
+            if std::env::var_os("DBADGER_SIM_TIMELINE").is_some() {
+                eprintln!(
+                    "TIMELINE {:?} node {} boot {boot} {} term {} leader {:?} committed {} applied {} last {}",
+                    madsim::time::TimeHandle::current().elapsed(),
+                    node.id(),
+                    status.state,
+                    status.term,
+                    status.leader.as_ref().map(|(id, _)| id),
+                    status.committed_index,
+                    status.applied_index,
+                    status.last_log_index
+                );
+            }
             let before = self.progress.get(&node.index).copied().unwrap_or_default();
             if status.term < before.term {
                 self.violations.push(format!(

@@ -5,7 +5,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::runtime::Runtime;
 use dbadger_core::raft_storage::{RaftLog, RaftStateMachineStore};
+use dbadger_core::raft_types::RaftTypes;
 use dbadger_core::raft_types::{Node as NodeAddress, NodeId};
 use dbadger_core::storage::memory::{MemoryLogStore, MemoryStateMachine};
 use dbadger_core::storage::{LogStore, StateMachineStore};
@@ -184,7 +186,8 @@ impl Db {
         let transport = PeerTransport::new(tls.as_ref());
         let metrics = Metrics::new();
         let store = Arc::new(TimedStore::new(machine, Arc::clone(&metrics)));
-        let raft = Raft::new(
+        let restart_log_index = log.log_bounds()?.last.map_or(0, |last| last.index);
+        let raft: Raft<RaftTypes<Runtime>, _> = Raft::new(
             id,
             raft_config,
             GrpcNetwork::<<S as StateMachineStore>::Snapshot>::new(
@@ -198,6 +201,7 @@ impl Db {
         .await
         .map_err(|error| StartError::Raft(error.to_string()))?;
         let node = Arc::new(Node {
+            restart_log_index,
             id,
             addr: addr.clone(),
             raft: raft.clone(),
