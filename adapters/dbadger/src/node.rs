@@ -202,10 +202,18 @@ impl<S: StateMachineStore> Node<S> {
 
     /// Runs `local` on this node; when it does not lead, runs `remote` against the leader
     /// (if `forward`), retrying across leader changes until the deadline.
+    ///
+    /// A request that is not `idempotent` (a write) is sent again after a failed forward only
+    /// when the other node certainly did not propose it: it answered that it does not lead and
+    /// named another leader. Any other failure (lost connection, discarded entry, no quorum) may
+    /// come after the write was proposed, and a second proposal could apply it twice (a
+    /// compare-and-set would then report failure for a change it made): the caller gets
+    /// `Unavailable` saying the write may or may not have applied. (Found by the simulator.)
     async fn routed<T, LocalFuture, RemoteFuture>(
         &self,
         deadline: Instant,
         forward: bool,
+        idempotent: bool,
         local: impl Fn() -> LocalFuture,
         remote: impl Fn(String) -> RemoteFuture,
     ) -> Result<T, RequestError>
@@ -223,6 +231,9 @@ impl<S: StateMachineStore> Node<S> {
                 Route::Forward(leader, addr) if forward => match remote(addr.clone()).await {
                     Ok(value) => return Ok(value),
                     Err(error @ RequestError::Timeout { .. }) => return Err(error),
+                    Err(error) if !idempotent && !redirected(&error, leader) => {
+                        return Err(maybe_applied(error));
+                    }
                     Err(error) if error.is_retryable() => {
                         if !self.await_leader_change(Some(leader), deadline).await {
                             return Err(with_leader_hint(error, leader, &addr));
@@ -280,7 +291,7 @@ impl<S: StateMachineStore> Node<S> {
                     .await
             }
         };
-        self.routed(deadline, forward, local, remote).await
+        self.routed(deadline, forward, false, local, remote).await
     }
 
     /// Answers a read; Leader reads confirm leadership with a ReadIndex round first.
@@ -329,7 +340,7 @@ impl<S: StateMachineStore> Node<S> {
                     .await
             }
         };
-        self.routed(deadline, forward, local, remote).await
+        self.routed(deadline, forward, true, local, remote).await
     }
 
     fn read_local(&self, query: &Query) -> Result<Response, RequestError> {
@@ -396,7 +407,7 @@ impl<S: StateMachineStore> Node<S> {
                 .await
                 .map(|()| MembershipStep::Delegated)
         };
-        self.routed(deadline, forward, local, remote).await
+        self.routed(deadline, forward, true, local, remote).await
     }
 
     async fn promote_once(
@@ -412,7 +423,7 @@ impl<S: StateMachineStore> Node<S> {
                     .map(|_| ())
             })
         };
-        self.routed(deadline, false, local, |_| async {
+        self.routed(deadline, false, true, local, |_| async {
             Ok(MembershipStep::Delegated)
         })
         .await
@@ -481,7 +492,7 @@ impl<S: StateMachineStore> Node<S> {
                     .await
                     .map(|()| MembershipStep::Delegated)
             };
-            match self.routed(deadline, forward, local, remote).await? {
+            match self.routed(deadline, forward, true, local, remote).await? {
                 MembershipStep::Busy => self.wait_not_busy(deadline).await?,
                 MembershipStep::Done | MembershipStep::Delegated => return Ok(()),
             }
@@ -511,6 +522,29 @@ impl<S: StateMachineStore> Node<S> {
             reason: format!("node {id} did not catch up before the deadline; it is reachable as a learner only"),
             leader: None,
         })
+    }
+}
+
+/// Whether a forwarded request came back from a node that does not lead and named another
+/// leader: it did not propose the request.
+fn redirected(error: &RequestError, tried: NodeId) -> bool {
+    matches!(
+        error,
+        RequestError::Unavailable {
+            leader: Some((leader, _)),
+            ..
+        } if *leader != tried
+    )
+}
+
+/// A forwarded write failed after it may have been proposed.
+fn maybe_applied(error: RequestError) -> RequestError {
+    match error {
+        RequestError::Unavailable { reason, leader } => RequestError::Unavailable {
+            reason: format!("the write may or may not have applied: {reason}"),
+            leader,
+        },
+        other => other,
     }
 }
 
