@@ -32,7 +32,8 @@ pub enum FaultClass {
     LeaderIsolation,
     /// Message loss and a wide latency spread on every link.
     Lossy,
-    /// Crash (kill) and restart, losing unsynced writes, sometimes with a torn last batch.
+    /// Crash (kill) and restart, losing unsynced writes, sometimes with a torn last batch;
+    /// sometimes every running member at once (a power failure).
     Crash,
     /// Pause and resume a node.
     Pause,
@@ -636,6 +637,14 @@ impl Nemesis {
                     config.packet_loss_rate = loss;
                     config.send_latency = Duration::from_millis(1)..spread;
                 });
+            }
+            FaultClass::Crash if rng.gen_bool(0.15) => {
+                // A correlated failure (a rack losing power): every running member at once.
+                for &victim in &running {
+                    cluster.crash(victim, rng.gen_bool(0.5));
+                    self.restarts
+                        .push((victim, now + Duration::from_millis(rng.gen_range(100..2000))));
+                }
             }
             FaultClass::Crash => {
                 // Keep a majority up most of the time, but sometimes take down more.
