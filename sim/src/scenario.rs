@@ -75,6 +75,8 @@ pub struct Scenario {
     pub fault_phase: Duration,
     /// How long the healed cluster has to converge (simulated time).
     pub liveness_bound: Duration,
+    /// The longest a disk sync takes (each takes a random time from 0.1 ms up to this).
+    pub slowest_sync: Duration,
 }
 
 impl Scenario {
@@ -94,10 +96,12 @@ impl Scenario {
         Scenario {
             seed,
             nodes: if (seed / 9) % 2 == 0 { 3 } else { 5 },
-            clients: 4,
+            clients: 6,
             faults,
             fault_phase: Duration::from_secs(12),
             liveness_bound: Duration::from_secs(30),
+            // Fast disks, or slow ones that widen the window between a write and its sync.
+            slowest_sync: Duration::from_millis(if (seed / 3) % 2 == 0 { 3 } else { 25 }),
         }
     }
 
@@ -160,7 +164,7 @@ pub async fn simulate(scenario: Scenario) -> Report {
     let net = NetSim::current();
     let mut cluster = Cluster::new(SyncPolicy::Delayed {
         min: Duration::from_micros(100),
-        max: Duration::from_millis(3),
+        max: scenario.slowest_sync,
     });
     let mut invariants = Invariants::default();
     if let Err(error) = form(&scenario, &mut cluster).await {
