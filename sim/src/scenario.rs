@@ -101,7 +101,7 @@ impl Scenario {
             fault_phase: Duration::from_secs(12),
             liveness_bound: Duration::from_secs(30),
             // Fast disks, or slow ones that widen the window between a write and its sync.
-            slowest_sync: Duration::from_millis(if (seed / 3) % 2 == 0 { 3 } else { 25 }),
+            slowest_sync: Duration::from_millis([3, 25, 120][((seed / 3) % 3) as usize]),
         }
     }
 
