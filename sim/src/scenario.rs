@@ -152,8 +152,28 @@ pub fn run(scenario: &Scenario) -> Report {
     let mut runtime =
         madsim::runtime::Runtime::with_seed_and_config(scenario.seed, madsim::Config::default());
     runtime.set_time_limit(Duration::from_secs(600));
-    let scenario = scenario.clone();
-    runtime.block_on(simulate(scenario))
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(simulate(scenario.clone()))
+    }));
+    outcome.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+            .unwrap_or_else(|| "a non-text panic".to_owned());
+        Report {
+            scenario: scenario.clone(),
+            operations: 0,
+            succeeded: 0,
+            unknown: 0,
+            fault_actions: 0,
+            crashes: 0,
+            simulated: Duration::ZERO,
+            trace_hash: 0,
+            violations: vec![format!("the simulation panicked: {message}")],
+            history: Vec::new(),
+        }
+    })
 }
 
 /// The body of a run, inside the simulation.
