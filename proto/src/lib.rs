@@ -12,6 +12,7 @@
     unreachable_pub,
     clippy::all,
     clippy::pedantic,
+    clippy::unwrap_used,
     rust_2018_idioms
 )]
 pub mod v1 {

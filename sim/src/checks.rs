@@ -113,6 +113,9 @@ pub fn linearizability(records: &[Record]) -> Vec<String> {
     violations
 }
 
+/// A node, one of its boots, and a key.
+type NodeBootKey = (usize, u64, Vec<u8>);
+
 /// Local reads return only values some write tried to store, and on one node within one boot
 /// the revision of a key never goes back for reads ordered in real time.
 pub fn local_reads(records: &[Record]) -> Vec<String> {
@@ -133,8 +136,8 @@ pub fn local_reads(records: &[Record]) -> Vec<String> {
         }
     }
     let mut violations = Vec::new();
-    // (node, boot, key) -> (completion time, revision) of found local reads.
-    let mut seen: BTreeMap<(usize, u64, Vec<u8>), Vec<(u64, u64, u64)>> = BTreeMap::new();
+    // (node, boot, key) -> (invoke, completion, revision) of found local reads.
+    let mut seen: BTreeMap<NodeBootKey, Vec<(u64, u64, u64)>> = BTreeMap::new();
     for record in records {
         let (Request::Get { preference, .. } | Request::GetRange { preference, .. }) =
             &record.request

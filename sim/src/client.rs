@@ -9,7 +9,7 @@ use dbadger_proto::v1::kv_client::KvClient;
 use madsim::rand::{Rng, thread_rng};
 use tonic::Code;
 
-use crate::history::{Preference, Reply, Request};
+use crate::history::{Preference, ReadEntries, Reply, Request};
 
 /// The keys the workload uses: few, so that operations contend.
 pub const KEYS: [&[u8]; 5] = [b"k0", b"k1", b"k2", b"k3", b"k4"];
@@ -122,7 +122,7 @@ fn failure(status: &tonic::Status, is_write: bool) -> Reply {
     }
 }
 
-fn entries(found: Vec<v1::KeyValue>) -> Vec<(Vec<u8>, Option<(Vec<u8>, u64)>)> {
+fn entries(found: Vec<v1::KeyValue>) -> ReadEntries {
     found
         .into_iter()
         .map(|entry| (entry.key, Some((entry.value, entry.revision))))

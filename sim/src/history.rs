@@ -66,11 +66,14 @@ pub enum Request {
     },
 }
 
+/// A read's answer: each key read with its value and revision (`None`: absent).
+pub type ReadEntries = Vec<(Vec<u8>, Option<(Vec<u8>, u64)>)>;
+
 /// What came back.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Reply {
     /// A read's answer: for each key read, its value and revision (`None`: absent).
-    Read(Vec<(Vec<u8>, Option<(Vec<u8>, u64)>)>),
+    Read(ReadEntries),
     /// A write was applied.
     Written,
     /// A compare-and-set was applied; whether its condition held.

@@ -95,7 +95,7 @@ impl Scenario {
         }
         Scenario {
             seed,
-            nodes: if (seed / 9) % 2 == 0 { 3 } else { 5 },
+            nodes: if (seed / 9).is_multiple_of(2) { 3 } else { 5 },
             clients: 6,
             faults,
             fault_phase: Duration::from_secs(12),
@@ -666,8 +666,10 @@ impl Nemesis {
                 // A correlated failure (a rack losing power): every running member at once.
                 for &victim in &running {
                     cluster.crash(victim, rng.gen_bool(0.5));
-                    self.restarts
-                        .push((victim, now + Duration::from_millis(rng.gen_range(100..2000))));
+                    self.restarts.push((
+                        victim,
+                        now + Duration::from_millis(rng.gen_range(100..2000)),
+                    ));
                 }
             }
             FaultClass::Crash => {

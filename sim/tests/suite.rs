@@ -79,8 +79,11 @@ fn a_seed_replays_to_the_same_trace() {
     assert_ne!(other.trace_hash, again.trace_hash, "different seeds differ");
 }
 
-fn seeded_run() -> impl std::future::Future<Output = Report> {
-    async { simulate(Scenario::for_seed(madsim::runtime::Handle::current().seed())).await }
+async fn seeded_run() -> Report {
+    simulate(Scenario::for_seed(
+        madsim::runtime::Handle::current().seed(),
+    ))
+    .await
 }
 
 #[test]
