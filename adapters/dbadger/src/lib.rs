@@ -24,8 +24,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Status: the node runs and serves the Raft transport and forwarding; the public Kv and
-//! Cluster gRPC services, TLS, metrics and leave-on-stop are being built.
+//! One TCP port serves the Raft transport, the public `Kv` and `Cluster` gRPC services and HTTP
+//! `/metrics`, with optional mutual TLS. [`Db::start_with_storage`] runs a node on stores of
+//! your choosing. Built with `--cfg madsim`, the same node runs in the deterministic simulator
+//! (`dbadger-sim`) on the runtime in `simulation`.
 
 mod db;
 mod metrics;
