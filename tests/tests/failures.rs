@@ -49,12 +49,18 @@ async fn leader_failover_keeps_writes_going() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_loss_is_unavailable_within_the_deadline() {
     let mut nodes = start_cluster(3).await;
-    nodes[2]
+    let revision = nodes[2]
         .db
         .set(b"k", b"v")
         .await
         .expect("write with quorum");
     let survivor = nodes.pop().expect("node");
+    // A write answered through the leader may not have applied on this follower yet.
+    survivor
+        .db
+        .wait_applied(revision)
+        .await
+        .expect("the survivor applies the write");
     for node in nodes {
         node.db.close().await;
     }

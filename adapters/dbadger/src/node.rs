@@ -11,7 +11,7 @@ use dbadger_core::storage::StateMachineStore;
 use dbadger_core::{
     Command, Limits, Query, ReadPreference, RequestError, Response, StorageError, rules,
 };
-use dbadger_grpc::{ClusterHandler, ForwardHandler, Forwarder, KvHandler};
+use dbadger_grpc::{ClusterHandler, ForwardError, ForwardHandler, Forwarder, KvHandler};
 use dbadger_proto::v1;
 use futures_util::future::BoxFuture;
 use openraft::async_runtime::watch::WatchReceiver;
@@ -204,8 +204,8 @@ impl<S: StateMachineStore> Node<S> {
     /// (if `forward`), retrying across leader changes until the deadline.
     ///
     /// A request that is not `idempotent` (a write) is sent again after a failed forward only
-    /// when the other node certainly did not propose it: it answered that it does not lead and
-    /// named another leader. Any other failure (lost connection, discarded entry, no quorum) may
+    /// when the other node certainly did not propose it: the connection was refused, or it
+    /// answered that it does not lead and named another leader. Any other failure (lost connection, discarded entry, no quorum) may
     /// come after the write was proposed, and a second proposal could apply it twice (a
     /// compare-and-set would then report failure for a change it made): the caller gets
     /// `Unavailable` saying the write may or may not have applied. (Found by the simulator.)
@@ -219,7 +219,7 @@ impl<S: StateMachineStore> Node<S> {
     ) -> Result<T, RequestError>
     where
         LocalFuture: Future<Output = Attempt<T>>,
-        RemoteFuture: Future<Output = Result<T, RequestError>>,
+        RemoteFuture: Future<Output = Result<T, ForwardError>>,
     {
         loop {
             let hint = match tokio::time::timeout(remaining(deadline), local()).await {
@@ -230,16 +230,23 @@ impl<S: StateMachineStore> Node<S> {
             match self.route(&hint) {
                 Route::Forward(leader, addr) if forward => match remote(addr.clone()).await {
                     Ok(value) => return Ok(value),
-                    Err(error @ RequestError::Timeout { .. }) => return Err(error),
-                    Err(error) if !idempotent && !redirected(&error, leader) => {
-                        return Err(maybe_applied(error));
+                    Err(ForwardError {
+                        error: error @ RequestError::Timeout { .. },
+                        ..
+                    }) => return Err(error),
+                    Err(failure)
+                        if !idempotent
+                            && failure.may_have_arrived
+                            && !redirected(&failure.error, leader) =>
+                    {
+                        return Err(maybe_applied(failure.error));
                     }
-                    Err(error) if error.is_retryable() => {
+                    Err(ForwardError { error, .. }) if error.is_retryable() => {
                         if !self.await_leader_change(Some(leader), deadline).await {
                             return Err(with_leader_hint(error, leader, &addr));
                         }
                     }
-                    Err(error) => return Err(error),
+                    Err(ForwardError { error, .. }) => return Err(error),
                 },
                 Route::Forward(leader, addr) => {
                     return Err(RequestError::Unavailable {
@@ -611,6 +618,7 @@ impl<S: StateMachineStore> Engine for Node<S> {
                     .forwarder
                     .add_member(seed, self.id, &self.addr, false, remaining(deadline))
                     .await
+                    .map_err(RequestError::from)
                 {
                     Ok(()) => return Ok(()),
                     Err(error) if error.is_retryable() && remaining(deadline) > LEADER_POLL => {

@@ -20,6 +20,53 @@ use tonic::{Request, Status};
 use crate::PeerTransport;
 use crate::status::{from_status, to_status};
 
+/// A forwarded request that failed, and whether it may have reached the other node (and, for a
+/// write, been proposed there).
+#[derive(Debug)]
+pub struct ForwardError {
+    /// Why it failed.
+    pub error: RequestError,
+    /// False only when it certainly never left this node (bad address, connection refused):
+    /// then a write can be sent elsewhere without the risk of applying it twice.
+    pub may_have_arrived: bool,
+}
+
+impl ForwardError {
+    fn delivered(error: RequestError) -> ForwardError {
+        ForwardError {
+            error,
+            may_have_arrived: true,
+        }
+    }
+
+    fn not_delivered(error: RequestError) -> ForwardError {
+        ForwardError {
+            error,
+            may_have_arrived: false,
+        }
+    }
+}
+
+impl From<ForwardError> for RequestError {
+    fn from(failure: ForwardError) -> RequestError {
+        failure.error
+    }
+}
+
+/// Whether the RPC failed because the connection was refused: nothing was sent. (The simulated
+/// transport reports no error source, so there every transport failure counts as possibly
+/// delivered.)
+fn connection_refused(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = error.source();
+    }
+    false
+}
+
 /// What a node does with requests forwarded to it by followers.
 pub trait ForwardHandler: Send + Sync + 'static {
     /// Proposes a write and answers once it is committed and applied here.
@@ -123,23 +170,28 @@ impl Forwarder {
         addr: &str,
         request: v1::forward_request::Request,
         deadline: Duration,
-    ) -> Result<Response, RequestError> {
-        let mut client = self.client(addr)?;
+    ) -> Result<Response, ForwardError> {
+        let mut client = self.client(addr).map_err(ForwardError::not_delivered)?;
         let mut grpc_request = Request::new(v1::ForwardRequest {
             request: Some(request),
         });
         grpc_request.set_timeout(deadline);
         let reply = match tokio::time::timeout(deadline, client.forward(grpc_request)).await {
             Ok(Ok(reply)) => reply.into_inner(),
-            Ok(Err(status)) => return Err(from_status(&status)),
+            Ok(Err(status)) if connection_refused(&status) => {
+                return Err(ForwardError::not_delivered(from_status(&status)));
+            }
+            Ok(Err(status)) => return Err(ForwardError::delivered(from_status(&status))),
             Err(_) => {
-                return Err(RequestError::Timeout {
+                return Err(ForwardError::delivered(RequestError::Timeout {
                     deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
-                });
+                }));
             }
         };
         decode_response(&reply.response).map_err(|error| {
-            RequestError::Internal(format!("leader sent a malformed response: {error}"))
+            ForwardError::delivered(RequestError::Internal(format!(
+                "leader sent a malformed response: {error}"
+            )))
         })
     }
 
@@ -149,7 +201,7 @@ impl Forwarder {
         addr: &str,
         command: &Command,
         deadline: Duration,
-    ) -> Result<Response, RequestError> {
+    ) -> Result<Response, ForwardError> {
         self.forward(
             addr,
             v1::forward_request::Request::Command(encode_command(command)),
@@ -164,7 +216,7 @@ impl Forwarder {
         addr: &str,
         query: &Query,
         deadline: Duration,
-    ) -> Result<Response, RequestError> {
+    ) -> Result<Response, ForwardError> {
         self.forward(
             addr,
             v1::forward_request::Request::Query(encode_query(query)),
@@ -181,7 +233,7 @@ impl Forwarder {
         member_addr: &str,
         learner_only: bool,
         deadline: Duration,
-    ) -> Result<(), RequestError> {
+    ) -> Result<(), ForwardError> {
         let request = v1::forward_request::Request::AddMember(v1::AddMember {
             id,
             addr: member_addr.to_owned(),
@@ -196,7 +248,7 @@ impl Forwarder {
         addr: &str,
         id: NodeId,
         deadline: Duration,
-    ) -> Result<(), RequestError> {
+    ) -> Result<(), ForwardError> {
         let request = v1::forward_request::Request::RemoveMember(id);
         self.forward(addr, request, deadline).await.map(|_| ())
     }

@@ -23,7 +23,7 @@ mod tls;
 
 pub use cluster_service::{ClusterHandler, ClusterService};
 pub use error::WireError;
-pub use forward::{ForwardHandler, Forwarder};
+pub use forward::{ForwardError, ForwardHandler, Forwarder};
 pub use kv_service::{KvHandler, KvService};
 pub use raft_client::{GrpcNetwork, GrpcRaftClient};
 pub use raft_service::RaftService;
