@@ -481,6 +481,7 @@ async fn await_convergence(
     while Instant::now() < deadline {
         sleep(Duration::from_millis(100)).await;
         supervise(cluster);
+        retire_non_members(cluster);
         invariants.check(cluster);
         match converged(cluster) {
             Ok(()) => return Ok(()),
@@ -488,6 +489,33 @@ async fn await_convergence(
         }
     }
     Err(last_problem)
+}
+
+/// A removal whose outcome the harness did not learn (its call failed, yet the change went
+/// through) leaves a node the harness counts as a member outside the leader's membership:
+/// stop it, as an operator would once the membership shows it gone.
+fn retire_non_members(cluster: &mut Cluster) {
+    let leader_members = cluster.members().into_iter().find_map(|index| {
+        let status = cluster.nodes[index].status()?;
+        status.is_leader.then(|| {
+            status
+                .members
+                .iter()
+                .map(|(id, _, _)| *id)
+                .collect::<Vec<_>>()
+        })
+    });
+    let Some(leader_members) = leader_members else {
+        return;
+    };
+    let gone: Vec<usize> = cluster
+        .members()
+        .into_iter()
+        .filter(|index| !leader_members.contains(&cluster.nodes[*index].id()))
+        .collect();
+    for index in gone {
+        cluster.retire(index);
+    }
 }
 
 fn converged(cluster: &Cluster) -> Result<(), String> {

@@ -17,8 +17,11 @@ const SUITE_SEEDS: std::ops::RangeInclusive<u64> = 1..=99;
 /// - 277: a leader restarted in place served a Leader read older than a delete it had
 ///   acknowledged before the crash (its committed index was lost with the crash);
 /// - 52, 127, 178, 211: a forwarded compare-and-set was proposed twice after a lost
-///   connection and reported failure for the change it had made.
-const REGRESSION_SEEDS: [u64; 5] = [277, 52, 127, 178, 211];
+///   connection and reported failure for the change it had made;
+/// - 1600: a leader restarted after losing an entry a quorum had stored, resumed its term and
+///   reused the index (logs diverged, an acknowledged delete vanished);
+/// - 1029: a removal whose call failed but which went through (a harness fix).
+const REGRESSION_SEEDS: [u64; 7] = [277, 52, 127, 178, 211, 1600, 1029];
 
 fn check(seeds: impl IntoIterator<Item = u64>) -> Vec<Report> {
     let mut failures = Vec::new();
