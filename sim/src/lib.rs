@@ -24,6 +24,10 @@ pub mod history;
 #[cfg(madsim)]
 pub mod invariants;
 #[cfg(madsim)]
+mod nemesis;
+#[cfg(madsim)]
 pub mod scenario;
 #[cfg(madsim)]
 pub mod store;
+#[cfg(madsim)]
+mod workload;

@@ -3,62 +3,23 @@
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dbadger::simulation::{NodeClock, clear_node_clocks, set_node_clock};
 use madsim::net::NetSim;
-use madsim::rand::{Rng, seq::SliceRandom, thread_rng};
-use madsim::runtime::Handle;
+use madsim::rand::{Rng, thread_rng};
 use madsim::time::{Instant, sleep};
 
 use crate::checks;
-use crate::client::{self, KEYS};
 use crate::cluster::Cluster;
-use crate::history::{History, Preference, Record, Reply, Request};
+use crate::history::{History, Record, Reply};
 use crate::invariants::Invariants;
-use crate::store::{FaultRates, SyncPolicy};
-
-/// A class of fault the nemesis can inject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FaultClass {
-    /// Symmetric partitions: a random minority/majority split, or one node cut off.
-    Partition,
-    /// One-way link failures.
-    OneWay,
-    /// The current leader cut off from everyone.
-    LeaderIsolation,
-    /// Message loss and a wide latency spread on every link.
-    Lossy,
-    /// Crash (kill) and restart, losing unsynced writes, sometimes with a torn last batch;
-    /// sometimes every running member at once (a power failure).
-    Crash,
-    /// Pause and resume a node.
-    Pause,
-    /// Per-node clock offsets and drift, with drift changes while running.
-    Clock,
-    /// Storage write, sync and read errors.
-    Storage,
-    /// Remove a member and add a fresh node.
-    Membership,
-}
-
-impl FaultClass {
-    /// Every class.
-    pub const ALL: [FaultClass; 9] = [
-        FaultClass::Partition,
-        FaultClass::OneWay,
-        FaultClass::LeaderIsolation,
-        FaultClass::Lossy,
-        FaultClass::Crash,
-        FaultClass::Pause,
-        FaultClass::Clock,
-        FaultClass::Storage,
-        FaultClass::Membership,
-    ];
-}
+pub use crate::nemesis::FaultClass;
+use crate::nemesis::Nemesis;
+use crate::store::SyncPolicy;
+use crate::workload::{final_reads, start_clients};
 
 /// What one run does.
 #[derive(Clone, Debug)]
@@ -200,9 +161,9 @@ pub async fn simulate(scenario: Scenario) -> Report {
     }
     let history = History::default();
     let stop = Arc::new(AtomicBool::new(false));
-    let clients = start_clients(&scenario, &cluster, &history, &stop);
+    let clients = start_clients(scenario.clients, &cluster, &history, &stop);
 
-    let mut nemesis = Nemesis::new(&scenario);
+    let mut nemesis = Nemesis::new(&scenario.faults);
     let fault_end = Instant::now() + scenario.fault_phase;
     while Instant::now() < fault_end {
         sleep(Duration::from_millis(20)).await;
@@ -349,126 +310,6 @@ fn supervise(cluster: &mut Cluster) {
     }
 }
 
-fn since_start() -> u64 {
-    u64::try_from(madsim::time::TimeHandle::current().elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
-
-fn key_index(key: &[u8]) -> Option<usize> {
-    KEYS.iter().position(|known| *known == key)
-}
-
-/// Remembers the last value this client saw for each key (the expected value of its next
-/// compare-and-set).
-fn remember(known: &mut [Option<Vec<u8>>], request: &Request, reply: &Reply) {
-    match (request, reply) {
-        (_, Reply::Read(found)) => {
-            for (key, value) in found {
-                if let Some(index) = key_index(key) {
-                    known[index] = value.as_ref().map(|(value, _)| value.clone());
-                }
-            }
-        }
-        (Request::Set { key, value }, Reply::Written) => {
-            if let Some(index) = key_index(key) {
-                known[index] = Some(value.clone());
-            }
-        }
-        (Request::CompareAndSet { key, new, .. }, Reply::Swapped(true)) => {
-            if let Some(index) = key_index(key) {
-                known[index] = Some(new.clone());
-            }
-        }
-        _ => {}
-    }
-}
-
-fn start_clients(
-    scenario: &Scenario,
-    cluster: &Cluster,
-    history: &History,
-    stop: &Arc<AtomicBool>,
-) -> Vec<madsim::task::JoinHandle<()>> {
-    let handle = Handle::current();
-    (0..scenario.clients)
-        .map(|client| {
-            let host = handle
-                .create_node()
-                .name(format!("client-{client}"))
-                .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 1, client as u8 + 1)))
-                .build();
-            let history = history.clone();
-            let stop = Arc::clone(stop);
-            let directory = cluster.directory();
-            host.spawn(async move {
-                let mut known: Vec<Option<Vec<u8>>> = vec![None; KEYS.len()];
-                let mut seq = 0;
-                while !stop.load(Ordering::SeqCst) {
-                    seq += 1;
-                    let request = client::draw(client, seq, &known);
-                    let Some(target) = directory.pick() else {
-                        sleep(Duration::from_millis(10)).await;
-                        continue;
-                    };
-                    let invoke = since_start();
-                    let reply = client::send(&target.addr, &request).await;
-                    let complete = since_start();
-                    remember(&mut known, &request, &reply);
-                    history.push(Record {
-                        client,
-                        node: target.index,
-                        boot: target.boot(),
-                        invoke,
-                        complete,
-                        request,
-                        reply,
-                    });
-                    sleep(Duration::from_millis(thread_rng().gen_range(0..20))).await;
-                }
-            })
-        })
-        .collect()
-}
-
-/// Reads every key through the leader, retrying until one answer per key comes back.
-async fn final_reads(cluster: &Cluster, history: &History) {
-    let directory = cluster.directory();
-    let reader = Handle::current()
-        .create_node()
-        .name("final-reader")
-        .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)))
-        .build();
-    let history = history.clone();
-    let task = reader.spawn(async move {
-        for key in KEYS {
-            for _ in 0..20 {
-                let Some(target) = directory.pick() else {
-                    break;
-                };
-                let request = Request::Get {
-                    key: key.to_vec(),
-                    preference: Preference::Leader,
-                };
-                let invoke = since_start();
-                let reply = client::send(&target.addr, &request).await;
-                let answered = matches!(reply, Reply::Read(_));
-                history.push(Record {
-                    client: u64::MAX,
-                    node: target.index,
-                    boot: target.boot(),
-                    invoke,
-                    complete: since_start(),
-                    request,
-                    reply,
-                });
-                if answered {
-                    break;
-                }
-            }
-        }
-    });
-    let _ = task.await;
-}
-
 /// After healing: a leader, every member applied up to the same index, identical key-value
 /// state on every member, within the scenario's bound.
 async fn await_convergence(
@@ -557,242 +398,4 @@ fn converged(cluster: &Cluster) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// The fault injector: every step it may start or end a fault of the scenario's classes.
-struct Nemesis {
-    classes: Vec<FaultClass>,
-    /// Links cut now (source, destination madsim ids).
-    cut: Vec<(madsim::task::NodeId, madsim::task::NodeId)>,
-    /// When the current network fault or pause ends.
-    heal_at: Option<Instant>,
-    /// Crashed nodes and when they restart.
-    restarts: Vec<(usize, Instant)>,
-    paused: Vec<usize>,
-    next_action: Instant,
-    /// Fault actions taken.
-    actions: usize,
-}
-
-impl Nemesis {
-    fn new(scenario: &Scenario) -> Nemesis {
-        Nemesis {
-            classes: scenario.faults.clone(),
-            cut: Vec::new(),
-            heal_at: None,
-            restarts: Vec::new(),
-            paused: Vec::new(),
-            next_action: Instant::now() + Duration::from_millis(500),
-            actions: 0,
-        }
-    }
-
-    fn running_members(cluster: &Cluster) -> Vec<usize> {
-        cluster
-            .members()
-            .into_iter()
-            .filter(|index| !cluster.nodes[*index].down && !cluster.nodes[*index].paused)
-            .collect()
-    }
-
-    fn leader(cluster: &Cluster) -> Option<usize> {
-        cluster.members().into_iter().find(|index| {
-            cluster.nodes[*index]
-                .status()
-                .is_some_and(|status| status.is_leader)
-        })
-    }
-
-    fn cut_link(&mut self, cluster: &Cluster, net: &NetSim, from: usize, to: usize) {
-        let link = (cluster.madsim_id(from), cluster.madsim_id(to));
-        net.clog_link(link.0, link.1);
-        self.cut.push(link);
-    }
-
-    fn split(&mut self, cluster: &Cluster, net: &NetSim, side: &[usize]) {
-        for &inside in side {
-            for outside in cluster.members() {
-                if !side.contains(&outside) {
-                    self.cut_link(cluster, net, inside, outside);
-                    self.cut_link(cluster, net, outside, inside);
-                }
-            }
-        }
-    }
-
-    fn heal_network(&mut self, net: &NetSim) {
-        for (from, to) in self.cut.drain(..) {
-            net.unclog_link(from, to);
-        }
-    }
-
-    async fn step(&mut self, cluster: &mut Cluster, net: &NetSim) {
-        let now = Instant::now();
-        let due: Vec<usize> = self
-            .restarts
-            .iter()
-            .filter(|(_, at)| *at <= now)
-            .map(|(index, _)| *index)
-            .collect();
-        self.restarts.retain(|(_, at)| *at > now);
-        for index in due {
-            cluster.restart(index);
-        }
-        if self.heal_at.is_some_and(|at| at <= now) {
-            self.heal_at = None;
-            self.heal_network(net);
-            for index in self.paused.drain(..) {
-                cluster.resume(index);
-            }
-        }
-        if now < self.next_action {
-            return;
-        }
-        let mut rng = thread_rng();
-        self.next_action = now + Duration::from_millis(rng.gen_range(200..1500));
-        let Some(&class) = self.classes.choose(&mut rng) else {
-            return;
-        };
-        let hold = Duration::from_millis(rng.gen_range(300..3000));
-        let running = Nemesis::running_members(cluster);
-        match class {
-            FaultClass::Partition | FaultClass::OneWay | FaultClass::LeaderIsolation
-                if self.heal_at.is_some() => {}
-            FaultClass::Partition => {
-                let mut members = cluster.members();
-                members.shuffle(&mut rng);
-                let minority = rng.gen_range(1..=members.len() / 2);
-                self.split(cluster, net, &members[..minority]);
-                self.heal_at = Some(now + hold);
-            }
-            FaultClass::OneWay => {
-                let members = cluster.members();
-                for _ in 0..rng.gen_range(1..=members.len()) {
-                    let from = members[rng.gen_range(0..members.len())];
-                    let to = members[rng.gen_range(0..members.len())];
-                    if from != to {
-                        self.cut_link(cluster, net, from, to);
-                    }
-                }
-                self.heal_at = Some(now + hold);
-            }
-            FaultClass::LeaderIsolation => {
-                if let Some(leader) = Nemesis::leader(cluster) {
-                    self.split(cluster, net, &[leader]);
-                    self.heal_at = Some(now + hold);
-                }
-            }
-            FaultClass::Lossy => {
-                let loss = rng.gen_range(0.0..0.2);
-                let spread = Duration::from_millis(rng.gen_range(5..200));
-                net.update_config(|config| {
-                    config.packet_loss_rate = loss;
-                    config.send_latency = Duration::from_millis(1)..spread;
-                });
-            }
-            FaultClass::Crash if rng.gen_bool(0.15) => {
-                // A correlated failure (a rack losing power): every running member at once.
-                for &victim in &running {
-                    cluster.crash(victim, rng.gen_bool(0.5));
-                    self.restarts.push((
-                        victim,
-                        now + Duration::from_millis(rng.gen_range(100..2000)),
-                    ));
-                }
-            }
-            FaultClass::Crash => {
-                // Keep a majority up most of the time, but sometimes take down more.
-                if let Some(&victim) = running.choose(&mut rng)
-                    && (running.len() * 2 > cluster.members().len() + 1 || rng.gen_bool(0.2))
-                {
-                    cluster.crash(victim, rng.gen_bool(0.5));
-                    self.restarts.push((
-                        victim,
-                        now + Duration::from_millis(rng.gen_range(100..3000)),
-                    ));
-                }
-            }
-            FaultClass::Pause => {
-                if self.heal_at.is_none()
-                    && let Some(&victim) = running.choose(&mut rng)
-                {
-                    cluster.pause(victim);
-                    self.paused.push(victim);
-                    self.heal_at = Some(now + hold);
-                }
-            }
-            FaultClass::Clock => {
-                if let Some(&victim) = running.choose(&mut rng) {
-                    set_node_clock(
-                        &cluster.nodes[victim].name,
-                        NodeClock {
-                            offset_nanos: 0,
-                            rate: rng.gen_range(0.8..=1.2),
-                        },
-                    );
-                }
-            }
-            FaultClass::Storage => {
-                let rates = if rng.gen_bool(0.5) {
-                    FaultRates {
-                        write: 0.002,
-                        sync: 0.002,
-                        read: 0.001,
-                    }
-                } else {
-                    FaultRates::default()
-                };
-                for node in &cluster.nodes {
-                    node.disk.set_faults(rates);
-                }
-            }
-            FaultClass::Membership => self.change_membership(cluster).await,
-        }
-        self.actions += 1;
-    }
-
-    /// Removes a random member when there are more than three, otherwise adds a fresh node.
-    async fn change_membership(&mut self, cluster: &mut Cluster) {
-        let members = cluster.members();
-        let mut rng = thread_rng();
-        if members.len() > 3 {
-            let victim = members[rng.gen_range(0..members.len())];
-            let id = cluster.nodes[victim].id();
-            let via = cluster.nodes[members[rng.gen_range(0..members.len())]]
-                .addr
-                .clone();
-            if crate::admin::remove_peer(&via, id).await.is_ok() {
-                cluster.retire(victim);
-            }
-        } else {
-            let seeds = cluster.member_addrs();
-            cluster.add_node(seeds);
-        }
-    }
-
-    /// Ends every fault: links restored, loss off, paused nodes resumed, crashed nodes
-    /// restarted, storage errors off, clocks back to full speed.
-    fn heal(&mut self, cluster: &mut Cluster, net: &NetSim) {
-        self.heal_network(net);
-        net.update_config(|config| {
-            config.packet_loss_rate = 0.0;
-            config.send_latency = Duration::from_millis(1)..Duration::from_millis(10);
-        });
-        for index in self.paused.drain(..) {
-            cluster.resume(index);
-        }
-        for (index, _) in self.restarts.drain(..) {
-            cluster.restart(index);
-        }
-        for node in &cluster.nodes {
-            node.disk.set_faults(FaultRates::default());
-            set_node_clock(
-                &node.name,
-                NodeClock {
-                    offset_nanos: 0,
-                    rate: 1.0,
-                },
-            );
-        }
-    }
 }

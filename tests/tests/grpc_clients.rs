@@ -201,6 +201,20 @@ async fn cluster_service_manages_membership() {
     let mut cluster = ClusterClient::connect(format!("http://{}", follower.db.addr()))
         .await
         .expect("connect");
+    // Readiness means "applied everything known committed": let the follower finish applying
+    // what the leader has committed so far (nothing is written meanwhile).
+    let leader_committed = nodes
+        .iter()
+        .find(|n| n.db.is_leader())
+        .expect("leader")
+        .db
+        .stats()
+        .committed_index;
+    follower
+        .db
+        .wait_applied(leader_committed)
+        .await
+        .expect("the follower applies the committed log");
     let status = cluster
         .status(v1::StatusRequest {})
         .await

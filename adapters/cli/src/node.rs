@@ -99,6 +99,15 @@ pub(crate) fn run(args: NodeArgs) -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
+    // Handlers first: a signal that arrives as soon as "node started" is printed must stop the
+    // node gracefully, not kill the process with the default action.
+    let signals = match StopSignals::install() {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::error!("cannot handle SIGINT and SIGTERM: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let db = match Db::start(config).await {
         Ok(db) => db,
         Err(error) => {
@@ -107,22 +116,33 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     tracing::info!(id = db.id(), addr = db.addr(), "node started");
-    match stop_signal().await {
-        Ok(signal) => tracing::info!("{signal}: stopping"),
-        Err(error) => tracing::error!("cannot wait for signals: {error}; stopping"),
-    }
+    let signal = signals.next().await;
+    tracing::info!("{signal}: stopping");
     db.close().await;
     tracing::info!("node stopped");
     ExitCode::SUCCESS
 }
 
-/// Resolves on SIGINT or SIGTERM, naming the signal.
-async fn stop_signal() -> std::io::Result<&'static str> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = terminate.recv() => Ok("SIGTERM"),
-        _ = interrupt.recv() => Ok("SIGINT"),
+/// The signals that stop the node, listened to from installation on.
+struct StopSignals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(StopSignals {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves on SIGINT or SIGTERM, naming the signal.
+    async fn next(mut self) -> &'static str {
+        tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        }
     }
 }
