@@ -205,10 +205,11 @@ impl<S: StateMachineStore> Node<S> {
     ///
     /// A request that is not `idempotent` (a write) is sent again after a failed forward only
     /// when the other node certainly did not propose it: the connection was refused, or it
-    /// answered that it does not lead and named another leader. Any other failure (lost connection, discarded entry, no quorum) may
-    /// come after the write was proposed, and a second proposal could apply it twice (a
-    /// compare-and-set would then report failure for a change it made): the caller gets
-    /// `Unavailable` saying the write may or may not have applied. (Found by the simulator.)
+    /// answered that it does not lead and named another leader. Any other failure (lost
+    /// connection, discarded entry, no quorum) may come after the write was proposed, and a
+    /// second proposal could apply it twice (a compare-and-set would then report failure for a
+    /// change it made): the caller gets `Unavailable` saying the write may or may not have
+    /// applied. (Found by the simulator.)
     async fn routed<T, LocalFuture, RemoteFuture>(
         &self,
         deadline: Instant,
