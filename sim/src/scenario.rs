@@ -150,14 +150,7 @@ pub async fn simulate(scenario: Scenario) -> Report {
     let mut invariants = Invariants::default();
     if let Err(error) = form(&scenario, &mut cluster).await {
         violations.push(error);
-        return finish(
-            scenario,
-            started,
-            &cluster,
-            &History::default(),
-            0,
-            violations,
-        );
+        return finish(scenario, started, &cluster, Vec::new(), 0, violations);
     }
     let history = History::default();
     let stop = Arc::new(AtomicBool::new(false));
@@ -196,7 +189,7 @@ pub async fn simulate(scenario: Scenario) -> Report {
         scenario,
         started,
         &cluster,
-        &history,
+        records,
         nemesis.actions,
         violations,
     )
@@ -206,11 +199,10 @@ fn finish(
     scenario: Scenario,
     started: Instant,
     cluster: &Cluster,
-    history: &History,
+    records: Vec<Record>,
     fault_actions: usize,
     violations: Vec<String>,
 ) -> Report {
-    let records = history.records();
     let mut hasher = DefaultHasher::new();
     records.hash(&mut hasher);
     for node in &cluster.nodes {

@@ -203,7 +203,6 @@ impl Db {
         let transport = PeerTransport::new(tls.as_ref());
         let metrics = Metrics::new();
         let store = Arc::new(TimedStore::new(machine, Arc::clone(&metrics)));
-        let restart_log_index = log.log_bounds()?.last.map_or(0, |last| last.index);
         step_down_after_restart(&log, id)?;
         let raft: Raft<RaftTypes<Runtime>, _> = Raft::new(
             id,
@@ -219,7 +218,6 @@ impl Db {
         .await
         .map_err(|error| StartError::Raft(error.to_string()))?;
         let node = Arc::new(Node {
-            restart_log_index,
             id,
             addr: addr.clone(),
             raft: raft.clone(),

@@ -100,11 +100,6 @@ pub(crate) struct Node<S: StateMachineStore> {
     /// The deadline of a request that brings none.
     pub(crate) request_timeout: Duration,
     pub(crate) metrics: Arc<Metrics>,
-    /// The last log index when this process started. A leader that restarts keeps leading its
-    /// term without a new no-op entry, and its committed index may have been lost with the
-    /// crash, so openraft's read index can be older than writes it acknowledged before: every
-    /// entry it acknowledged is in its log, so Leader reads also wait until this index applies.
-    pub(crate) restart_log_index: u64,
 }
 
 fn remaining(deadline: Instant) -> Duration {
@@ -315,20 +310,7 @@ impl<S: StateMachineStore> Node<S> {
         }
         let local = || async {
             match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-                Ok(read) if read.index() >= self.restart_log_index => {
-                    Attempt::Done(self.read_local(&query))
-                }
-                Ok(_) => {
-                    let applied = self
-                        .raft
-                        .wait(Some(remaining(deadline)))
-                        .applied_index_at_least(Some(self.restart_log_index), "restart index")
-                        .await;
-                    match applied {
-                        Ok(_) => Attempt::Done(self.read_local(&query)),
-                        Err(_) => Attempt::Done(Err(self.deadline_error())),
-                    }
-                }
+                Ok(_) => Attempt::Done(self.read_local(&query)),
                 Err(RaftError::Fatal(_)) => Attempt::Done(Err(RequestError::ShuttingDown)),
                 Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(hint))) => {
                     Attempt::NotLeader(hint)

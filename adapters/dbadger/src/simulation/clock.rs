@@ -93,10 +93,14 @@ pub fn clear_node_clocks() {
     CLOCKS.with(|clocks| clocks.borrow_mut().clear());
 }
 
-/// The name of the simulated node the current task runs on: madsim answers libc's
-/// `gethostname` per task. (Crates that read the host name through `uname` see the real one.)
+/// The clock of the simulated node the current task runs on: madsim answers libc's
+/// `gethostname` with the node's name, per task. (Crates that read the host name through
+/// `uname` see the real one.) Called on every clock reading, so it does not allocate.
 #[allow(unsafe_code)]
-fn current_node_name() -> Option<String> {
+fn current_piece() -> Option<Piece> {
+    if CLOCKS.with(|clocks| clocks.borrow().is_empty()) {
+        return None;
+    }
     let mut buffer = [0u8; 256];
     // SAFETY: the pointer and length describe `buffer`, which outlives the call; the function
     // writes at most `buffer.len()` bytes into it.
@@ -105,15 +109,8 @@ fn current_node_name() -> Option<String> {
         return None;
     }
     let end = buffer.iter().position(|byte| *byte == 0)?;
-    String::from_utf8(buffer[..end].to_vec()).ok()
-}
-
-fn current_piece() -> Option<Piece> {
-    if CLOCKS.with(|clocks| clocks.borrow().is_empty()) {
-        return None;
-    }
-    let name = current_node_name()?;
-    CLOCKS.with(|clocks| clocks.borrow().get(&name).copied())
+    let name = std::str::from_utf8(&buffer[..end]).ok()?;
+    CLOCKS.with(|clocks| clocks.borrow().get(name).copied())
 }
 
 /// The current node's clock reading.
