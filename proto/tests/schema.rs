@@ -46,6 +46,7 @@ fn descriptor_set_lists_every_service_and_method() {
         [
             "Forward",
             "AppendEntries",
+            "StreamAppend",
             "Vote",
             "PreVote",
             "InstallSnapshot",

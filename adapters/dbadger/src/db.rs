@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 use crate::node::{Engine, Node, NodeStatus};
-use crate::server::{Listener, ServerHandle, Services};
+use crate::server::{Listener, ServerHandle, Services, StopSignal};
 use crate::timed_store::TimedStore;
 
 /// Why a node could not start.
@@ -227,11 +227,13 @@ impl Db {
             request_timeout: config.request_timeout,
             metrics: Arc::clone(&metrics),
         });
+        let stop = StopSignal::new();
         let services = Services {
             raft: RaftService::new(
                 raft.clone(),
                 store,
                 Arc::clone(&node) as Arc<dyn dbadger_grpc::ForwardHandler>,
+                stop.fired(),
             ),
             node: Arc::clone(&node),
             tls,
@@ -239,7 +241,7 @@ impl Db {
             // limit reaches validation and gets its typed error.
             max_message_bytes: (config.limits.max_request_bytes * 2).max(4 << 20),
         };
-        let server = crate::server::serve(listener, services)?;
+        let server = crate::server::serve(listener, services, stop)?;
         let db = Db {
             engine: node,
             server: Arc::new(std::sync::Mutex::new(Some(server))),

@@ -15,6 +15,8 @@ use dbadger_grpc::{ClusterService, KvService, RaftService, TlsMaterial};
 use dbadger_proto::v1::cluster_server::ClusterServer;
 use dbadger_proto::v1::kv_server::KvServer;
 use dbadger_proto::v1::raft_server::RaftServer;
+use futures_util::FutureExt;
+use futures_util::future::{BoxFuture, Shared};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
@@ -26,6 +28,30 @@ use crate::timed_store::TimedStore;
 
 /// The running gRPC server: the signal that stops it and its task.
 pub(crate) type ServerHandle = (oneshot::Sender<()>, JoinHandle<()>);
+
+/// The signal that stops the server. The Raft service's append streams watch it too, because a
+/// graceful shutdown waits for open streams and a leader holds its stream open while it leads.
+pub(crate) struct StopSignal {
+    sender: oneshot::Sender<()>,
+    fired: Shared<BoxFuture<'static, ()>>,
+}
+
+impl StopSignal {
+    pub(crate) fn new() -> StopSignal {
+        let (sender, receiver) = oneshot::channel::<()>();
+        let fired = async move {
+            let _ = receiver.await;
+        }
+        .boxed()
+        .shared();
+        StopSignal { sender, fired }
+    }
+
+    /// Completes when the signal fires (or its sender is dropped).
+    pub(crate) fn fired(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.fired.clone()
+    }
+}
 
 /// A bound listening address.
 pub(crate) struct Listener {
@@ -91,6 +117,7 @@ pub(crate) struct Services<S: StateMachineStore> {
 pub(crate) fn serve<S: StateMachineStore>(
     listener: Listener,
     services: Services<S>,
+    stop: StopSignal,
 ) -> Result<ServerHandle, StartError> {
     use tonic::service::Routes;
 
@@ -116,17 +143,15 @@ pub(crate) fn serve<S: StateMachineStore>(
         grpc.into_axum_router()
             .route("/metrics", axum::routing::get(scrape)),
     );
-    let (stop, stopped) = oneshot::channel::<()>();
+    let stopped = stop.fired();
     let task = tokio::spawn(async move {
         let _ = server
             .accept_http1(true)
             .add_routes(routes)
-            .serve_with_incoming_shutdown(listener.incoming, async {
-                let _ = stopped.await;
-            })
+            .serve_with_incoming_shutdown(listener.incoming, stopped)
             .await;
     });
-    Ok((stop, task))
+    Ok((stop.sender, task))
 }
 
 /// Starts serving the gRPC services on the simulated network.
@@ -134,6 +159,7 @@ pub(crate) fn serve<S: StateMachineStore>(
 pub(crate) fn serve<S: StateMachineStore>(
     listener: Listener,
     services: Services<S>,
+    stop: StopSignal,
 ) -> Result<ServerHandle, StartError> {
     let node = services.node;
     let max = services.max_message_bytes;
@@ -141,15 +167,13 @@ pub(crate) fn serve<S: StateMachineStore>(
         .add_service(RaftServer::new(services.raft).max_decoding_message_size(max))
         .add_service(KvServer::new(kv_service(&node)).max_decoding_message_size(max))
         .add_service(ClusterServer::new(cluster_service(&node)));
-    let (stop, stopped) = oneshot::channel::<()>();
+    let stopped = stop.fired();
     let task = tokio::spawn(async move {
         let _ = router
-            .serve_with_shutdown(listener.local, async {
-                let _ = stopped.await;
-            })
+            .serve_with_shutdown(listener.local, stopped)
             .await;
     });
-    Ok((stop, task))
+    Ok((stop.sender, task))
 }
 
 fn kv_service<S: StateMachineStore>(node: &Arc<Node<TimedStore<S>>>) -> KvService {

@@ -11,6 +11,7 @@
 //! Snapshots travel as a header followed by bounded chunks ([`SNAPSHOT_CHUNK_BYTES`]) read
 //! lazily from the snapshot file, so neither side holds a whole snapshot in memory.
 
+mod append_pipeline;
 mod cluster_service;
 pub mod convert;
 mod error;
@@ -21,6 +22,7 @@ mod raft_service;
 pub mod status;
 mod tls;
 
+pub use append_pipeline::MAX_APPENDS_IN_FLIGHT;
 pub use cluster_service::{ClusterHandler, ClusterService};
 pub use error::WireError;
 pub use forward::{ForwardError, ForwardHandler, Forwarder};

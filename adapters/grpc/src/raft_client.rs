@@ -9,18 +9,21 @@ use dbadger_core::raft_types::{Node, NodeId, RaftTypes, Vote};
 use dbadger_core::storage::SnapshotData;
 use dbadger_proto::v1;
 use dbadger_proto::v1::raft_client::RaftClient;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, Stream, StreamExt};
 use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
+    TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::{AsyncRuntime, Snapshot};
 use tonic::transport::Channel;
 
 use crate::PeerTransport;
+use crate::append_pipeline::{PipelineRequests, pipeline};
 
 use crate::SNAPSHOT_CHUNK_BYTES;
 use crate::convert::raft as wire;
@@ -119,7 +122,7 @@ impl<D> GrpcRaftClient<D> {
 }
 
 /// Why an RPC failed, before it is shaped into the error type the caller needs.
-enum Failure {
+pub(crate) enum Failure {
     /// The peer could not be reached (connection refused, bad address, timed out): openraft
     /// backs off.
     Unreachable(String),
@@ -128,7 +131,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn from_status(status: &tonic::Status) -> Failure {
+    pub(crate) fn from_status(status: &tonic::Status) -> Failure {
         match status.code() {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
                 Failure::Unreachable(status.to_string())
@@ -137,7 +140,7 @@ impl Failure {
         }
     }
 
-    fn into_rpc<RT: AsyncRuntime>(self) -> RPCError<Types<RT>> {
+    pub(crate) fn into_rpc<RT: AsyncRuntime>(self) -> RPCError<Types<RT>> {
         match self {
             Failure::Unreachable(message) => {
                 RPCError::Unreachable(Unreachable::from_string(message))
@@ -199,6 +202,36 @@ where
             .await
             .map_err(Failure::into_rpc::<RT>)?;
         wire::append_response_from_wire(response).map_err(malformed::<RT>)
+    }
+
+    /// Pipelined replication over one `StreamAppend` call: see [`crate::append_pipeline`].
+    /// Setting the call up waits at most the RPC deadline; after that, each request may wait
+    /// that long for its answer.
+    fn stream_append<'s, S>(
+        &'s mut self,
+        input: S,
+        option: RPCOption,
+    ) -> BoxFuture<
+        's,
+        Result<
+            BoxStream<'s, Result<StreamAppendResult<Types<RT>>, RPCError<Types<RT>>>>,
+            RPCError<Types<RT>>,
+        >,
+    >
+    where
+        S: Stream<Item = AppendEntriesRequest<Types<RT>>> + Send + Unpin + 'static,
+    {
+        let patience = self.deadline(&option);
+        let client = self.client();
+        async move {
+            let mut client = client.map_err(Failure::into_rpc::<RT>)?;
+            let (requests, outgoing) = PipelineRequests::channel();
+            let answers = call(patience, client.stream_append(outgoing))
+                .await
+                .map_err(Failure::into_rpc::<RT>)?;
+            Ok(pipeline::<RT, S>(input, requests, answers, patience))
+        }
+        .boxed()
     }
 
     async fn vote(

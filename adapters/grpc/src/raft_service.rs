@@ -3,12 +3,15 @@
 
 use std::fmt;
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use dbadger_core::raft_storage::RaftStateMachineStore;
 use dbadger_core::raft_types::RaftTypes;
 use dbadger_core::storage::{SnapshotData, SnapshotSink, StateMachineStore};
 use dbadger_proto::v1;
+use futures_util::future::{BoxFuture, Shared};
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt};
 use openraft::{AsyncRuntime, Raft, Snapshot};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -21,20 +24,27 @@ pub struct RaftService<RT: AsyncRuntime, S: StateMachineStore> {
     raft: Raft<RaftTypes<RT>, RaftStateMachineStore<S>>,
     store: Arc<S>,
     forwarded: Arc<dyn ForwardHandler>,
+    closing: Shared<BoxFuture<'static, ()>>,
 }
 
 impl<RT: AsyncRuntime, S: StateMachineStore> RaftService<RT, S> {
     /// Serves `raft`, receiving snapshots into `store` (the store behind its state machine) and
     /// handing requests forwarded by followers to `forwarded`.
+    ///
+    /// When `closing` completes, the append streams leaders hold open end, and new ones end at
+    /// once. A leader keeps its stream open for as long as it leads, so a server shutting down
+    /// gracefully must fire `closing` first, or it waits for those streams indefinitely.
     pub fn new(
         raft: Raft<RaftTypes<RT>, RaftStateMachineStore<S>>,
         store: Arc<S>,
         forwarded: Arc<dyn ForwardHandler>,
+        closing: impl Future<Output = ()> + Send + 'static,
     ) -> RaftService<RT, S> {
         RaftService {
             raft,
             store,
             forwarded,
+            closing: closing.boxed().shared(),
         }
     }
 }
@@ -72,6 +82,52 @@ where
         let rpc = wire::append_request_from_wire::<RT>(request.into_inner())?;
         let response = self.raft.append_entries(rpc).await.map_err(stopped)?;
         Ok(Response::new(wire::append_response_to_wire(&response)))
+    }
+
+    type StreamAppendStream = BoxStream<'static, Result<v1::StreamAppendResponse, Status>>;
+
+    /// Hands the leader's requests to openraft's pipelined append as they arrive and returns
+    /// its answers in order. A request that does not convert ends the input; the answers to the
+    /// requests before it are sent, then the stream ends with that request's error.
+    async fn stream_append(
+        &self,
+        request: Request<Streaming<v1::AppendEntriesRequest>>,
+    ) -> Result<Response<Self::StreamAppendStream>, Status> {
+        let malformed: Arc<Mutex<Option<Status>>> = Arc::default();
+        let input = futures_util::stream::unfold(
+            (request.into_inner(), Arc::clone(&malformed)),
+            |(mut incoming, malformed)| async move {
+                // A broken connection just ends the input: nobody is left to tell.
+                let message = incoming.message().await.ok()??;
+                match wire::append_request_from_wire::<RT>(message) {
+                    Ok(request) => Some((request, (incoming, malformed))),
+                    Err(error) => {
+                        *malformed.lock().unwrap_or_else(PoisonError::into_inner) =
+                            Some(error.into());
+                        None
+                    }
+                }
+            },
+        );
+        let answers = self.raft.stream_append(input).map(|answer| match answer {
+            Ok(result) => Ok(wire::stream_append_result_to_wire::<RT>(&result)),
+            Err(fatal) => Err(stopped(fatal)),
+        });
+        // openraft's answer stream ends after the input has ended, so the error (if any) is
+        // in place when it is read.
+        let reason = futures_util::stream::once(async move {
+            malformed
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take()
+        })
+        .filter_map(|reason| async move { reason.map(Err) });
+        Ok(Response::new(
+            answers
+                .chain(reason)
+                .take_until(self.closing.clone())
+                .boxed(),
+        ))
     }
 
     async fn vote(

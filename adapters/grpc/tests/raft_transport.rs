@@ -80,7 +80,12 @@ async fn start_node(id: u64) -> TestNode {
     )
     .await
     .expect("raft starts");
-    let service = RaftService::new(raft.clone(), Arc::clone(&machine), Arc::new(NotForwarding));
+    let service = RaftService::new(
+        raft.clone(),
+        Arc::clone(&machine),
+        Arc::new(NotForwarding),
+        std::future::pending(),
+    );
     tokio::spawn(
         Server::builder()
             .add_service(RaftServer::new(service))

@@ -5,8 +5,8 @@ use dbadger_core::raft_types::{LeaderId, LogId, RaftTypes, SnapshotMeta, Vote};
 use dbadger_proto::v1;
 use openraft::AsyncRuntime;
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, TransferLeaderError, TransferLeaderRequest,
-    TransferLeaderResponse, VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, StreamAppendError, StreamAppendResult,
+    TransferLeaderError, TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
 };
 use openraft::vote::RaftLeaderId;
 
@@ -114,6 +114,40 @@ pub fn append_response_from_wire<RT: AsyncRuntime>(
             Wire::HigherVote(vote) => {
                 AppendEntriesResponse::HigherVote(vote_from_wire(Some(vote), "higher_vote")?)
             }
+        },
+    )
+}
+
+/// One answer on an append stream, on the wire.
+pub fn stream_append_result_to_wire<RT: AsyncRuntime>(
+    result: &StreamAppendResult<RaftTypes<RT>>,
+) -> v1::StreamAppendResponse {
+    use v1::stream_append_response::Result as Wire;
+    let result = match result {
+        Ok(matched) => Wire::Matched(v1::Matched {
+            log_id: matched.as_ref().map(log_id_to_wire),
+        }),
+        Err(StreamAppendError::Conflict(prev)) => Wire::Conflict(log_id_to_wire(prev)),
+        Err(StreamAppendError::HigherVote(vote)) => Wire::HigherVote(vote_to_wire(vote)),
+    };
+    v1::StreamAppendResponse {
+        result: Some(result),
+    }
+}
+
+/// One answer on an append stream, from the wire.
+pub fn stream_append_result_from_wire<RT: AsyncRuntime>(
+    response: v1::StreamAppendResponse,
+) -> Result<StreamAppendResult<RaftTypes<RT>>, WireError> {
+    use v1::stream_append_response::Result as Wire;
+    Ok(
+        match response.result.ok_or(WireError::MissingField("result"))? {
+            Wire::Matched(matched) => Ok(matched.log_id.map(log_id_from_wire)),
+            Wire::Conflict(prev) => Err(StreamAppendError::Conflict(log_id_from_wire(prev))),
+            Wire::HigherVote(vote) => Err(StreamAppendError::HigherVote(vote_from_wire(
+                Some(vote),
+                "higher_vote",
+            )?)),
         },
     )
 }

@@ -1,0 +1,202 @@
+//! Pipelined replication, the leader's side: openraft's stream of append requests for one
+//! follower goes out on a `StreamAppend` gRPC stream without waiting for earlier answers, and
+//! the answers come back, in order, as openraft's response stream.
+//!
+//! The response stream is the only thing that polls openraft's request stream. Requests are
+//! pulled from it and handed to tonic through a small channel in the same task that reads the
+//! answers, so dropping the response stream drops the request stream at once. (If tonic's
+//! connection task polled openraft's stream itself, a stream to a dead peer could keep it, and
+//! the replication state it locks, alive until the connection died.)
+//!
+//! A follower that stops answering ends the stream: when the oldest unanswered request has
+//! waited `patience`, the stream yields `Unreachable` and openraft backs off and reconnects.
+//! An idle stream (nothing unanswered) stays open however long the leader has nothing to send.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use dbadger_core::raft_types::RaftTypes;
+use dbadger_proto::v1;
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, Stream, StreamExt};
+use openraft::{AsyncRuntime, RaftTypeConfig};
+use openraft::errors::{NetworkError, RPCError, Unreachable};
+use openraft::raft::{AppendEntriesRequest, StreamAppendResult};
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::Instant;
+use tonic::Streaming;
+
+use crate::convert::raft as wire;
+use crate::raft_client::Failure;
+
+type Types<RT> = RaftTypes<RT>;
+
+/// How many append requests may be on their way to one follower, unanswered, at once.
+pub const MAX_APPENDS_IN_FLIGHT: usize = 32;
+
+/// The sending end of a pipeline's request body.
+pub(crate) struct PipelineRequests {
+    sender: mpsc::Sender<v1::AppendEntriesRequest>,
+}
+
+impl PipelineRequests {
+    /// A sending end and the request body it feeds, to hand to tonic when making the call.
+    pub(crate) fn channel() -> (
+        PipelineRequests,
+        impl Stream<Item = v1::AppendEntriesRequest> + Send + 'static,
+    ) {
+        let (sender, receiver) = mpsc::channel(MAX_APPENDS_IN_FLIGHT);
+        let outgoing = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            let request = receiver.recv().await?;
+            Some((request, receiver))
+        });
+        (PipelineRequests { sender }, outgoing)
+    }
+}
+
+/// Everything the response stream carries between answers.
+struct Pipeline<S> {
+    /// openraft's requests; `None` once it has ended.
+    input: Option<S>,
+    /// Into tonic's request body; dropped (ending the body) when the input ends.
+    sender: Option<mpsc::Sender<v1::AppendEntriesRequest>>,
+    answers: Streaming<v1::StreamAppendResponse>,
+    /// When each unanswered request was handed over, oldest first.
+    unanswered: VecDeque<Instant>,
+    patience: Duration,
+}
+
+/// What happened next on a pipeline.
+enum Event<C: RaftTypeConfig> {
+    Answer(Option<Result<v1::StreamAppendResponse, tonic::Status>>),
+    Request(Option<AppendEntriesRequest<C>>),
+    Stalled,
+}
+
+/// openraft's response stream for a pipeline whose call has been made: `requests` must be the
+/// [`PipelineRequests`] whose request body the call sends, `answers` the call's responses.
+pub(crate) fn pipeline<RT, S>(
+    input: S,
+    requests: PipelineRequests,
+    answers: Streaming<v1::StreamAppendResponse>,
+    patience: Duration,
+) -> BoxStream<'static, Result<StreamAppendResult<Types<RT>>, RPCError<Types<RT>>>>
+where
+    RT: AsyncRuntime,
+    S: Stream<Item = AppendEntriesRequest<Types<RT>>> + Send + Unpin + 'static,
+{
+    let pipeline = Pipeline {
+        input: Some(input),
+        sender: Some(requests.sender),
+        answers,
+        unanswered: VecDeque::new(),
+        patience,
+    };
+    futures_util::stream::unfold(Some(pipeline), |pipeline| async move {
+        let mut pipeline = pipeline?;
+        let item = pipeline.next_answer::<RT>().await?;
+        let go_on = matches!(item, Ok(Ok(_)));
+        Some((item, go_on.then_some(pipeline)))
+    })
+    .boxed()
+}
+
+impl<S> Pipeline<S> {
+    /// Sends requests as they come while waiting for the next answer; `None` when the stream
+    /// is over (the input ended and everything was answered, or the follower ended it).
+    async fn next_answer<RT>(
+        &mut self,
+    ) -> Option<Result<StreamAppendResult<Types<RT>>, RPCError<Types<RT>>>>
+    where
+        RT: AsyncRuntime,
+        S: Stream<Item = AppendEntriesRequest<Types<RT>>> + Unpin,
+    {
+        loop {
+            if self.input.is_none() && self.unanswered.is_empty() {
+                return None;
+            }
+            match self.next_event::<Types<RT>>().await {
+                Event::Request(Some(request)) => {
+                    let sender = self.sender.as_ref()?;
+                    // The channel holds at most the unanswered requests, fewer than its
+                    // capacity, so it is never full while the call is alive.
+                    match sender.try_send(wire::append_request_to_wire(&request)) {
+                        Ok(()) => self.unanswered.push_back(Instant::now()),
+                        Err(TrySendError::Closed(_)) => {
+                            // tonic dropped the body: the call has failed, and the answers
+                            // stream says why.
+                            self.input = None;
+                            self.sender = None;
+                        }
+                        Err(TrySendError::Full(_)) => {
+                            return Some(Err(RPCError::Unreachable(Unreachable::from_string(
+                                "the follower's connection is not taking appends",
+                            ))));
+                        }
+                    }
+                }
+                Event::Request(None) => {
+                    self.input = None;
+                    self.sender = None;
+                }
+                Event::Answer(None) => return None,
+                Event::Answer(Some(Err(status))) => {
+                    return Some(Err(Failure::from_status(&status)
+                        .into_rpc::<RT>()));
+                }
+                Event::Answer(Some(Ok(answer))) => {
+                    if self.unanswered.pop_front().is_none() {
+                        return Some(Err(RPCError::Network(NetworkError::from_string(
+                            "the follower answered an append it was not sent",
+                        ))));
+                    }
+                    return Some(wire::stream_append_result_from_wire(answer).map_err(
+                        |error| RPCError::Network(NetworkError::from_string(error.to_string())),
+                    ));
+                }
+                Event::Stalled => {
+                    return Some(Err(RPCError::Unreachable(Unreachable::from_string(
+                        format!("no answer to an append within {:?}", self.patience),
+                    ))));
+                }
+            }
+        }
+    }
+
+    /// Waits for an answer, for the next request (while fewer than
+    /// [`MAX_APPENDS_IN_FLIGHT`] are unanswered), or for the oldest request's patience to run
+    /// out. Each branch is cancel-safe: a request taken from the input is returned in the same
+    /// poll.
+    async fn next_event<C>(&mut self) -> Event<C>
+    where
+        C: RaftTypeConfig,
+        S: Stream<Item = AppendEntriesRequest<C>> + Unpin,
+    {
+        let Pipeline {
+            input,
+            answers,
+            unanswered,
+            patience,
+            ..
+        } = self;
+        let room = unanswered.len() < MAX_APPENDS_IN_FLIGHT;
+        let request = async {
+            match (input, room) {
+                (Some(input), true) => input.next().await,
+                _ => std::future::pending().await,
+            }
+        };
+        let stall = async {
+            match unanswered.front() {
+                Some(oldest) => tokio::time::sleep_until(*oldest + *patience).await,
+                None => std::future::pending().await,
+            }
+        };
+        futures_util::select_biased! {
+            answer = answers.next().fuse() => Event::Answer(answer),
+            request = request.fuse() => Event::Request(request),
+            () = stall.fuse() => Event::Stalled,
+        }
+    }
+}
