@@ -169,9 +169,7 @@ pub(crate) fn serve<S: StateMachineStore>(
         .add_service(ClusterServer::new(cluster_service(&node)));
     let stopped = stop.fired();
     let task = tokio::spawn(async move {
-        let _ = router
-            .serve_with_shutdown(listener.local, stopped)
-            .await;
+        let _ = router.serve_with_shutdown(listener.local, stopped).await;
     });
     Ok((stop.sender, task))
 }

@@ -19,9 +19,9 @@ use dbadger_core::raft_types::RaftTypes;
 use dbadger_proto::v1;
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, Stream, StreamExt};
-use openraft::{AsyncRuntime, RaftTypeConfig};
 use openraft::errors::{NetworkError, RPCError, Unreachable};
 use openraft::raft::{AppendEntriesRequest, StreamAppendResult};
+use openraft::{AsyncRuntime, RaftTypeConfig};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::Instant;
@@ -142,8 +142,7 @@ impl<S> Pipeline<S> {
                 }
                 Event::Answer(None) => return None,
                 Event::Answer(Some(Err(status))) => {
-                    return Some(Err(Failure::from_status(&status)
-                        .into_rpc::<RT>()));
+                    return Some(Err(Failure::from_status(&status).into_rpc::<RT>()));
                 }
                 Event::Answer(Some(Ok(answer))) => {
                     if self.unanswered.pop_front().is_none() {
@@ -151,9 +150,11 @@ impl<S> Pipeline<S> {
                             "the follower answered an append it was not sent",
                         ))));
                     }
-                    return Some(wire::stream_append_result_from_wire(answer).map_err(
-                        |error| RPCError::Network(NetworkError::from_string(error.to_string())),
-                    ));
+                    return Some(
+                        wire::stream_append_result_from_wire(answer).map_err(|error| {
+                            RPCError::Network(NetworkError::from_string(error.to_string()))
+                        }),
+                    );
                 }
                 Event::Stalled => {
                     return Some(Err(RPCError::Unreachable(Unreachable::from_string(

@@ -9,15 +9,21 @@ use std::time::Duration;
 use dbadger_core::raft_storage::{RaftLog, RaftStateMachineStore};
 use dbadger_core::raft_types::{Node, RaftTypes};
 use dbadger_core::storage::memory::{MemoryLogStore, MemorySnapshot, MemoryStateMachine};
-use dbadger_core::{Command, Query, RequestError, Response};
-use dbadger_grpc::{ForwardHandler, GrpcNetwork, PeerTransport, RaftService};
+use dbadger_core::{Command, Response};
+use dbadger_grpc::{GrpcNetwork, PeerTransport, RaftService};
 use dbadger_proto::v1::raft_server::RaftServer;
-use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::{Config, Raft, SnapshotPolicy};
 use openraft_rt_tokio::TokioRuntime;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+
+mod common;
+
+use common::NotForwarding;
 
 type Types = RaftTypes<TokioRuntime>;
 type TestRaft = Raft<Types, RaftStateMachineStore<MemoryStateMachine>>;
@@ -26,27 +32,9 @@ struct TestNode {
     raft: TestRaft,
     machine: Arc<MemoryStateMachine>,
     addr: String,
-}
-
-/// This test exercises replication only; forwarded requests are refused.
-struct NotForwarding;
-
-impl ForwardHandler for NotForwarding {
-    fn write(&self, _: Command) -> BoxFuture<'_, Result<Response, RequestError>> {
-        Box::pin(async { Err(RequestError::ShuttingDown) })
-    }
-
-    fn linearizable_read(&self, _: Query) -> BoxFuture<'_, Result<Response, RequestError>> {
-        Box::pin(async { Err(RequestError::ShuttingDown) })
-    }
-
-    fn add_member(&self, _: u64, _: String, _: bool) -> BoxFuture<'_, Result<(), RequestError>> {
-        Box::pin(async { Err(RequestError::ShuttingDown) })
-    }
-
-    fn remove_member(&self, _: u64) -> BoxFuture<'_, Result<(), RequestError>> {
-        Box::pin(async { Err(RequestError::ShuttingDown) })
-    }
+    /// Stops the server gracefully: append streams end, then in-flight calls finish.
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<()>,
 }
 
 fn config() -> Arc<Config> {
@@ -80,21 +68,31 @@ async fn start_node(id: u64) -> TestNode {
     )
     .await
     .expect("raft starts");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let stopped = async move {
+        let _ = stopped.await;
+    }
+    .boxed()
+    .shared();
     let service = RaftService::new(
         raft.clone(),
         Arc::clone(&machine),
         Arc::new(NotForwarding),
-        std::future::pending(),
+        stopped.clone(),
     );
-    tokio::spawn(
+    let server = tokio::spawn(async move {
         Server::builder()
             .add_service(RaftServer::new(service))
-            .serve_with_incoming(incoming),
-    );
+            .serve_with_incoming_shutdown(incoming, stopped)
+            .await
+            .expect("server runs");
+    });
     TestNode {
         raft,
         machine,
         addr,
+        stop,
+        server,
     }
 }
 
@@ -199,4 +197,59 @@ async fn cluster_replicates_and_streams_snapshots_over_grpc() {
     );
     let snapshot = late.raft.metrics().borrow_watched().snapshot;
     assert!(snapshot.is_some(), "the late node installed a snapshot");
+}
+
+/// A follower's server stops gracefully while the leader holds an append stream open to it:
+/// the stream ends when the stop fires, so the shutdown does not wait for the leader, and the
+/// other two nodes go on committing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_is_not_held_open_by_the_leaders_append_stream() {
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        nodes.push(start_node(id).await);
+    }
+    let members: BTreeMap<u64, Node> = (1..=3)
+        .map(|id: u64| {
+            let addr = nodes[id as usize - 1].addr.clone();
+            (id, Node { addr })
+        })
+        .collect();
+    nodes[0].raft.initialize(members).await.expect("initialize");
+    nodes[0]
+        .raft
+        .wait(Some(Duration::from_secs(20)))
+        .current_leader(1, "node 1 leads")
+        .await
+        .expect("leader elected");
+    for node in &nodes {
+        // The leader's blank entry (1) is acknowledged: it holds a lease and takes writes.
+        wait_applied(node, 1).await;
+    }
+    let write = |i: u64| Command::Set {
+        key: format!("key-{i}").into_bytes(),
+        value: b"v".to_vec(),
+    };
+    let first = nodes[0]
+        .raft
+        .client_write(write(0))
+        .await
+        .expect("write accepted");
+    for node in &nodes {
+        wait_applied(node, first.log_id().index).await;
+    }
+
+    let follower = nodes.remove(1);
+    follower.stop.send(()).expect("server running");
+    tokio::time::timeout(Duration::from_secs(20), follower.server)
+        .await
+        .expect("the server stops although the leader streams to it")
+        .expect("server task");
+    follower.raft.shutdown().await.expect("raft stops");
+
+    let second = nodes[0]
+        .raft
+        .client_write(write(1))
+        .await
+        .expect("two of three still commit");
+    wait_applied(&nodes[1], second.log_id().index).await;
 }

@@ -1,0 +1,354 @@
+//! Pipelined replication over real gRPC on loopback: the leader's side sends append requests
+//! without waiting for earlier answers, gives up on a follower that stops answering, and the
+//! follower's side answers in order and reports a malformed request after the good ones.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dbadger_core::raft_storage::{RaftLog, RaftStateMachineStore};
+use dbadger_core::raft_types::{LeaderId, LogId, Node, RaftTypes, Vote};
+use dbadger_core::storage::memory::{MemoryLogStore, MemorySnapshot, MemoryStateMachine};
+use dbadger_grpc::{GrpcNetwork, PeerTransport, RaftService};
+use dbadger_proto::v1;
+use dbadger_proto::v1::raft_client::RaftClient;
+use dbadger_proto::v1::raft_server::{Raft as RaftRpc, RaftServer};
+use futures_util::stream::BoxStream;
+use futures_util::{Stream, StreamExt};
+use openraft::errors::RPCError;
+use openraft::network::v2::RaftNetworkV2;
+use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::raft::AppendEntriesRequest;
+use openraft::vote::RaftLeaderId;
+use openraft::{Config, Raft};
+use openraft_rt_tokio::TokioRuntime;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Status, Streaming};
+
+mod common;
+
+use common::NotForwarding;
+
+type Types = RaftTypes<TokioRuntime>;
+
+/// Generous bound on any single step: a broken pipeline hangs, and this turns the hang into a
+/// failure instead of a stuck test run.
+const STEP: Duration = Duration::from_secs(20);
+
+/// How a scripted follower answers an append stream.
+#[derive(Clone, Copy)]
+enum Script {
+    /// Answers nothing until this many requests have arrived, then answers each, in order.
+    HoldUntil(usize),
+    /// Answers this many requests, then reads on but never answers again.
+    GoSilentAfter(usize),
+}
+
+/// A follower that answers append streams by script: each request is answered as matched up to
+/// its `prev_log_id`. Every other RPC is unimplemented.
+struct ScriptedFollower {
+    script: Script,
+    received: Arc<AtomicUsize>,
+}
+
+type AnswerStream = Pin<Box<dyn Stream<Item = Result<v1::StreamAppendResponse, Status>> + Send>>;
+
+fn matched(request: &v1::AppendEntriesRequest) -> Result<v1::StreamAppendResponse, Status> {
+    Ok(v1::StreamAppendResponse {
+        result: Some(v1::stream_append_response::Result::Matched(v1::Matched {
+            log_id: request.prev_log_id,
+        })),
+    })
+}
+
+#[tonic::async_trait]
+impl RaftRpc for ScriptedFollower {
+    type StreamAppendStream = AnswerStream;
+
+    async fn stream_append(
+        &self,
+        request: Request<Streaming<v1::AppendEntriesRequest>>,
+    ) -> Result<tonic::Response<AnswerStream>, Status> {
+        let mut incoming = request.into_inner();
+        let (answers, receiver) = tokio::sync::mpsc::channel(64);
+        let script = self.script;
+        let received = Arc::clone(&self.received);
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            let mut answered = 0;
+            while let Ok(Some(request)) = incoming.message().await {
+                received.fetch_add(1, Ordering::SeqCst);
+                held.push(request);
+                let release = match script {
+                    Script::HoldUntil(count) => received.load(Ordering::SeqCst) >= count,
+                    Script::GoSilentAfter(count) => answered < count,
+                };
+                if release {
+                    for request in held.drain(..) {
+                        answered += 1;
+                        if answers.send(matched(&request)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let answers = futures_util::stream::unfold(receiver, |mut receiver| async move {
+            let answer = receiver.recv().await?;
+            Some((answer, receiver))
+        });
+        Ok(tonic::Response::new(Box::pin(answers)))
+    }
+
+    async fn forward(
+        &self,
+        _: Request<v1::ForwardRequest>,
+    ) -> Result<tonic::Response<v1::ForwardResponse>, Status> {
+        Err(Status::unimplemented("scripted follower"))
+    }
+
+    async fn append_entries(
+        &self,
+        _: Request<v1::AppendEntriesRequest>,
+    ) -> Result<tonic::Response<v1::AppendEntriesResponse>, Status> {
+        Err(Status::unimplemented("scripted follower"))
+    }
+
+    async fn vote(
+        &self,
+        _: Request<v1::VoteRequest>,
+    ) -> Result<tonic::Response<v1::VoteResponse>, Status> {
+        Err(Status::unimplemented("scripted follower"))
+    }
+
+    async fn pre_vote(
+        &self,
+        _: Request<v1::VoteRequest>,
+    ) -> Result<tonic::Response<v1::VoteResponse>, Status> {
+        Err(Status::unimplemented("scripted follower"))
+    }
+
+    async fn install_snapshot(
+        &self,
+        _: Request<Streaming<v1::SnapshotChunk>>,
+    ) -> Result<tonic::Response<v1::InstallSnapshotResponse>, Status> {
+        Err(Status::unimplemented("scripted follower"))
+    }
+
+    async fn transfer_leader(
+        &self,
+        _: Request<v1::TransferLeaderRequest>,
+    ) -> Result<tonic::Response<v1::TransferLeaderResponse>, Status> {
+        Err(Status::unimplemented("scripted follower"))
+    }
+}
+
+/// Serves `service` on an ephemeral loopback port and returns its address.
+fn serve(service: impl RaftRpc) -> String {
+    let incoming = TcpIncoming::bind("127.0.0.1:0".parse().expect("address")).expect("bind");
+    let addr = incoming.local_addr().expect("local address").to_string();
+    tokio::spawn(
+        Server::builder()
+            .add_service(RaftServer::new(service))
+            .serve_with_incoming(incoming),
+    );
+    addr
+}
+
+/// The leader's client for the follower at `addr`, waiting at least `patience` for answers.
+async fn leader_client(
+    addr: &str,
+    patience: Duration,
+) -> <GrpcNetwork<MemorySnapshot> as RaftNetworkFactory<Types>>::Network {
+    let mut network = GrpcNetwork::<MemorySnapshot>::new(
+        PeerTransport::default(),
+        Duration::from_secs(1),
+        patience,
+    );
+    RaftNetworkFactory::<Types>::new_client(
+        &mut network,
+        2,
+        &Node {
+            addr: addr.to_owned(),
+        },
+    )
+    .await
+}
+
+fn log_id(index: u64) -> LogId {
+    LogId::new(LeaderId::new(1, 1), index)
+}
+
+/// An entry-less append from leader 1 in term 1 claiming the follower matches up to `index`.
+fn append(index: u64) -> AppendEntriesRequest<Types> {
+    AppendEntriesRequest {
+        vote: Vote::new_committed(1, 1),
+        prev_log_id: Some(log_id(index)),
+        leader_commit: None,
+        entries: Vec::new(),
+    }
+}
+
+type Answers<'s> =
+    BoxStream<'s, Result<openraft::raft::StreamAppendResult<Types>, RPCError<Types>>>;
+
+async fn next_answer(
+    answers: &mut Answers<'_>,
+) -> Option<Result<openraft::raft::StreamAppendResult<Types>, RPCError<Types>>> {
+    tokio::time::timeout(STEP, answers.next())
+        .await
+        .expect("the pipeline answers or ends")
+}
+
+/// The follower answers nothing until it holds three requests. A sender that waited for each
+/// answer before sending the next request would never get there; the pipeline sends all three
+/// and hands back the three answers in request order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_go_out_before_earlier_answers_arrive() {
+    let received = Arc::new(AtomicUsize::new(0));
+    let addr = serve(ScriptedFollower {
+        script: Script::HoldUntil(3),
+        received: Arc::clone(&received),
+    });
+    let mut client = leader_client(&addr, STEP).await;
+    let input = futures_util::stream::iter([append(1), append(2), append(3)]);
+    let mut answers = RaftNetworkV2::<Types>::stream_append(
+        &mut client,
+        input,
+        RPCOption::new(Duration::from_millis(50)),
+    )
+    .await
+    .expect("stream opens");
+    for index in 1..=3 {
+        match next_answer(&mut answers).await {
+            Some(Ok(Ok(matched))) => assert_eq!(matched, Some(log_id(index))),
+            other => panic!("answer {index}: expected a match, got {other:?}"),
+        }
+    }
+    assert!(
+        next_answer(&mut answers).await.is_none(),
+        "the stream ends after the input ends and everything is answered"
+    );
+    assert_eq!(received.load(Ordering::SeqCst), 3);
+}
+
+/// A follower that stops answering while requests are outstanding ends the stream with
+/// `Unreachable` after the patience runs out, even though the connection stays open and the
+/// leader's input never ends, so openraft can back off and reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_stops_answering_ends_the_stream_as_unreachable() {
+    let received = Arc::new(AtomicUsize::new(0));
+    let addr = serve(ScriptedFollower {
+        script: Script::GoSilentAfter(1),
+        received: Arc::clone(&received),
+    });
+    let mut client = leader_client(&addr, Duration::from_millis(300)).await;
+    let input =
+        futures_util::stream::iter([append(1), append(2)]).chain(futures_util::stream::pending());
+    let mut answers = RaftNetworkV2::<Types>::stream_append(
+        &mut client,
+        input,
+        RPCOption::new(Duration::from_millis(50)),
+    )
+    .await
+    .expect("stream opens");
+    match next_answer(&mut answers).await {
+        Some(Ok(Ok(matched))) => assert_eq!(matched, Some(log_id(1))),
+        other => panic!("expected the first answer, got {other:?}"),
+    }
+    match next_answer(&mut answers).await {
+        Some(Err(RPCError::Unreachable(error))) => {
+            assert!(error.to_string().contains("no answer"), "{error}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    assert!(next_answer(&mut answers).await.is_none(), "the stream ends");
+    assert_eq!(
+        received.load(Ordering::SeqCst),
+        2,
+        "both requests were sent"
+    );
+}
+
+/// The follower's side, on a real openraft node: a good request is answered, a request without
+/// a vote ends the stream with INVALID_ARGUMENT after that answer, and the node keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_request_ends_the_stream_after_the_good_ones() {
+    let machine = Arc::new(MemoryStateMachine::new());
+    let config = Arc::new(Config::default().validate().expect("valid config"));
+    let raft: Raft<Types, _> = Raft::new(
+        2,
+        config,
+        GrpcNetwork::<MemorySnapshot>::new(
+            PeerTransport::default(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        ),
+        RaftLog::new(Arc::new(MemoryLogStore::new())),
+        RaftStateMachineStore::new(Arc::clone(&machine)),
+    )
+    .await
+    .expect("raft starts");
+    let addr = serve(RaftService::new(
+        raft.clone(),
+        machine,
+        Arc::new(NotForwarding),
+        std::future::pending(),
+    ));
+    let mut client = RaftClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connects");
+    let good = v1::AppendEntriesRequest {
+        vote: Some(v1::Vote {
+            term: 1,
+            node_id: 1,
+            committed: true,
+        }),
+        prev_log_id: None,
+        entries: Vec::new(),
+        leader_commit: None,
+    };
+    let malformed = v1::AppendEntriesRequest {
+        vote: None,
+        ..good.clone()
+    };
+    let mut answers = client
+        .stream_append(futures_util::stream::iter([good.clone(), malformed]))
+        .await
+        .expect("stream opens")
+        .into_inner();
+    let first = tokio::time::timeout(STEP, answers.message())
+        .await
+        .expect("answered in time")
+        .expect("the good request is answered");
+    assert!(
+        matches!(
+            first.and_then(|answer| answer.result),
+            Some(v1::stream_append_response::Result::Matched(v1::Matched {
+                log_id: None
+            }))
+        ),
+        "an empty log matches an append after nothing"
+    );
+    let error = tokio::time::timeout(STEP, answers.message())
+        .await
+        .expect("answered in time")
+        .expect_err("the malformed request ends the stream");
+    assert_eq!(error.code(), tonic::Code::InvalidArgument, "{error}");
+    assert!(error.message().contains("vote"), "{error}");
+
+    // The node took no harm: a new stream is answered.
+    let mut answers = client
+        .stream_append(futures_util::stream::iter([good]))
+        .await
+        .expect("stream opens")
+        .into_inner();
+    let answer = tokio::time::timeout(STEP, answers.message())
+        .await
+        .expect("answered in time")
+        .expect("answered");
+    assert!(answer.is_some());
+    raft.shutdown().await.expect("raft stops");
+}
