@@ -491,27 +491,37 @@ impl<S: StateMachineStore> Node<S> {
 
     /// Waits until the learner's replicated log reaches the leader's last index, so promoting
     /// it cannot stall the cluster on an unreachable or lagging node.
+    /// Waits until learner `id` holds this leader's log as it was on entry. Ends early, with a
+    /// retryable error, when this node stops leading: only a leader sees replication progress,
+    /// and the joiner should go on with the new leader rather than wait out its deadline.
     async fn await_caught_up(&self, id: NodeId, deadline: Instant) -> Result<(), RequestError> {
         let target = self.raft.metrics().borrow_watched().last_log_index;
-        let caught_up = self
+        let settled = self
             .raft
             .wait(Some(remaining(deadline)))
             .metrics(
                 move |metrics| {
-                    metrics
-                        .replication
-                        .as_ref()
-                        .and_then(|progress| progress.get(&id).cloned().flatten())
-                        .map(|matched| matched.index)
-                        >= target
+                    metrics.state != ServerState::Leader
+                        || metrics
+                            .replication
+                            .as_ref()
+                            .and_then(|progress| progress.get(&id).cloned().flatten())
+                            .map(|matched| matched.index)
+                            >= target
                 },
-                "the new member caught up",
+                "the new member caught up or this node stopped leading",
             )
             .await;
-        caught_up.map(|_| ()).map_err(|_| RequestError::Unavailable {
-            reason: format!("node {id} did not catch up before the deadline; it is reachable as a learner only"),
-            leader: None,
-        })
+        match settled {
+            Ok(metrics) if metrics.state == ServerState::Leader => Ok(()),
+            Ok(_) => Err(self.no_leader(&format!(
+                "leadership changed while node {id} caught up; it is a learner until the join is retried"
+            ))),
+            Err(_) => Err(RequestError::Unavailable {
+                reason: format!("node {id} did not catch up before the deadline; it is reachable as a learner only"),
+                leader: None,
+            }),
+        }
     }
 }
 

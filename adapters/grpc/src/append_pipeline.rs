@@ -8,6 +8,10 @@
 //! connection task polled openraft's stream itself, a stream to a dead peer could keep it, and
 //! the replication state it locks, alive until the connection died.)
 //!
+//! The call itself is made inside the pipeline, and requests are sent while its headers are
+//! still on their way: a heartbeat (a one-request stream) then costs one round trip, as a
+//! unary call would.
+//!
 //! A follower that stops answering ends the stream: when the oldest unanswered request has
 //! waited `patience`, the stream yields `Unreachable` and openraft backs off and reconnects.
 //! An idle stream (nothing unanswered) stays open however long the leader has nothing to send.
@@ -17,6 +21,7 @@ use std::time::Duration;
 
 use dbadger_core::raft_types::RaftTypes;
 use dbadger_proto::v1;
+use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, Stream, StreamExt};
 use openraft::errors::{NetworkError, RPCError, Unreachable};
@@ -55,13 +60,28 @@ impl PipelineRequests {
     }
 }
 
+/// The `StreamAppend` call made with a [`PipelineRequests`] body, resolving to the answers.
+pub(crate) type PendingCall =
+    BoxFuture<'static, Result<Streaming<v1::StreamAppendResponse>, tonic::Status>>;
+
+/// Where the answers come from.
+enum Answers {
+    /// The call is being made. Requests already go out meanwhile: waiting for the follower's
+    /// response headers first would cost every stream, and every heartbeat, a round trip.
+    Calling {
+        call: PendingCall,
+        since: Instant,
+    },
+    Open(Streaming<v1::StreamAppendResponse>),
+}
+
 /// Everything the response stream carries between answers.
 struct Pipeline<S> {
     /// openraft's requests; `None` once it has ended.
     input: Option<S>,
     /// Into tonic's request body; dropped (ending the body) when the input ends.
     sender: Option<mpsc::Sender<v1::AppendEntriesRequest>>,
-    answers: Streaming<v1::StreamAppendResponse>,
+    answers: Answers,
     /// When each unanswered request was handed over, oldest first.
     unanswered: VecDeque<Instant>,
     patience: Duration,
@@ -69,17 +89,19 @@ struct Pipeline<S> {
 
 /// What happened next on a pipeline.
 enum Event<C: RaftTypeConfig> {
+    Connected(Streaming<v1::StreamAppendResponse>),
     Answer(Option<Result<v1::StreamAppendResponse, tonic::Status>>),
     Request(Option<AppendEntriesRequest<C>>),
     Stalled,
 }
 
-/// openraft's response stream for a pipeline whose call has been made: `requests` must be the
-/// [`PipelineRequests`] whose request body the call sends, `answers` the call's responses.
+/// openraft's response stream for a pipeline: `requests` is the sending end whose body `call`
+/// sends. The call is made as the stream is polled; if it fails, the stream's first item says
+/// why.
 pub(crate) fn pipeline<RT, S>(
     input: S,
     requests: PipelineRequests,
-    answers: Streaming<v1::StreamAppendResponse>,
+    call: PendingCall,
     patience: Duration,
 ) -> BoxStream<'static, Result<StreamAppendResult<Types<RT>>, RPCError<Types<RT>>>>
 where
@@ -89,7 +111,10 @@ where
     let pipeline = Pipeline {
         input: Some(input),
         sender: Some(requests.sender),
-        answers,
+        answers: Answers::Calling {
+            call,
+            since: Instant::now(),
+        },
         unanswered: VecDeque::new(),
         patience,
     };
@@ -117,6 +142,7 @@ impl<S> Pipeline<S> {
                 return None;
             }
             match self.next_event::<Types<RT>>().await {
+                Event::Connected(answers) => self.answers = Answers::Open(answers),
                 Event::Request(Some(request)) => {
                     let sender = self.sender.as_ref()?;
                     // The channel holds at most the unanswered requests, fewer than its
@@ -125,7 +151,7 @@ impl<S> Pipeline<S> {
                         Ok(()) => self.unanswered.push_back(Instant::now()),
                         Err(TrySendError::Closed(_)) => {
                             // tonic dropped the body: the call has failed, and the answers
-                            // stream says why.
+                            // say why.
                             self.input = None;
                             self.sender = None;
                         }
@@ -165,10 +191,11 @@ impl<S> Pipeline<S> {
         }
     }
 
-    /// Waits for an answer, for the next request (while fewer than
-    /// [`MAX_APPENDS_IN_FLIGHT`] are unanswered), or for the oldest request's patience to run
-    /// out. Each branch is cancel-safe: a request taken from the input is returned in the same
-    /// poll.
+    /// Waits for the call to be made or the next answer, for the next request (while fewer
+    /// than [`MAX_APPENDS_IN_FLIGHT`] are unanswered), or for patience to run out: the oldest
+    /// request's, or the call's while nothing is unanswered. Each branch is cancel-safe: the
+    /// call and the input are polled in place, and a request taken from the input is returned
+    /// in the same poll.
     async fn next_event<C>(&mut self) -> Event<C>
     where
         C: RaftTypeConfig,
@@ -181,6 +208,19 @@ impl<S> Pipeline<S> {
             patience,
             ..
         } = self;
+        let waiting_since = unanswered.front().copied().or(match answers {
+            Answers::Calling { since, .. } => Some(*since),
+            Answers::Open(_) => None,
+        });
+        let answer = async {
+            match answers {
+                Answers::Calling { call, .. } => match call.await {
+                    Ok(answers) => Event::Connected(answers),
+                    Err(status) => Event::Answer(Some(Err(status))),
+                },
+                Answers::Open(answers) => Event::Answer(answers.next().await),
+            }
+        };
         let room = unanswered.len() < MAX_APPENDS_IN_FLIGHT;
         let request = async {
             match (input, room) {
@@ -189,13 +229,13 @@ impl<S> Pipeline<S> {
             }
         };
         let stall = async {
-            match unanswered.front() {
-                Some(oldest) => tokio::time::sleep_until(*oldest + *patience).await,
+            match waiting_since {
+                Some(since) => tokio::time::sleep_until(since + *patience).await,
                 None => std::future::pending().await,
             }
         };
         futures_util::select_biased! {
-            answer = answers.next().fuse() => Event::Answer(answer),
+            event = answer.fuse() => event,
             request = request.fuse() => Event::Request(request),
             () = stall.fuse() => Event::Stalled,
         }

@@ -205,8 +205,9 @@ where
     }
 
     /// Pipelined replication over one `StreamAppend` call: see [`crate::append_pipeline`].
-    /// Setting the call up waits at most the RPC deadline; after that, each request may wait
-    /// that long for its answer.
+    /// An input known to hold one request is sent as a unary `AppendEntries` instead.
+    /// The call is made as the returned stream is polled, with the first requests going out
+    /// beside its headers; each request may wait up to the RPC deadline for its answer.
     fn stream_append<'s, S>(
         &'s mut self,
         input: S,
@@ -221,15 +222,24 @@ where
     where
         S: Stream<Item = AppendEntriesRequest<Types<RT>>> + Send + Unpin + 'static,
     {
+        if input.size_hint().1 == Some(1) {
+            // A single request (openraft's heartbeats) goes as one unary call. A stream would
+            // add its own setup to the heartbeat's short deadline and pipeline nothing.
+            return openraft::network::stream_append_sequential(self, input, option);
+        }
         let patience = self.deadline(&option);
         let client = self.client();
         async move {
             let mut client = client.map_err(Failure::into_rpc::<RT>)?;
             let (requests, outgoing) = PipelineRequests::channel();
-            let answers = call(patience, client.stream_append(outgoing))
-                .await
-                .map_err(Failure::into_rpc::<RT>)?;
-            Ok(pipeline::<RT, S>(input, requests, answers, patience))
+            let call = async move {
+                client
+                    .stream_append(outgoing)
+                    .await
+                    .map(tonic::Response::into_inner)
+            }
+            .boxed();
+            Ok(pipeline::<RT, S>(input, requests, call, patience))
         }
         .boxed()
     }
