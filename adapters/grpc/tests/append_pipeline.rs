@@ -10,7 +10,7 @@ use std::time::Duration;
 use dbadger_core::raft_storage::{RaftLog, RaftStateMachineStore};
 use dbadger_core::raft_types::{LeaderId, LogId, Node, RaftTypes, Vote};
 use dbadger_core::storage::memory::{MemoryLogStore, MemorySnapshot, MemoryStateMachine};
-use dbadger_grpc::{GrpcNetwork, PeerTransport, RaftService};
+use dbadger_grpc::{GrpcNetwork, MAX_APPENDS_IN_FLIGHT, PeerTransport, RaftService};
 use dbadger_proto::v1;
 use dbadger_proto::v1::raft_client::RaftClient;
 use dbadger_proto::v1::raft_server::{Raft as RaftRpc, RaftServer};
@@ -158,10 +158,7 @@ fn serve(service: impl RaftRpc) -> String {
 }
 
 /// The leader's client for the follower at `addr`, waiting at least `patience` for answers.
-async fn leader_client(
-    addr: &str,
-    patience: Duration,
-) -> <GrpcNetwork<MemorySnapshot> as RaftNetworkFactory<Types>>::Network {
+async fn leader_client(addr: &str, patience: Duration) -> LeaderClient {
     let mut network = GrpcNetwork::<MemorySnapshot>::new(
         PeerTransport::default(),
         Duration::from_secs(1),
@@ -202,26 +199,36 @@ async fn next_answer(
         .expect("the pipeline answers or ends")
 }
 
-/// The follower answers nothing until it holds three requests. A sender that waited for each
-/// answer before sending the next request would never get there; the pipeline sends all three
-/// and hands back the three answers in request order.
+type LeaderClient = <GrpcNetwork<MemorySnapshot> as RaftNetworkFactory<Types>>::Network;
+
+/// Opens a pipeline on `client` carrying entry-less appends 1..=`count` (then, if `keep_open`,
+/// nothing more, without ending).
+async fn open_pipeline(client: &mut LeaderClient, count: u64, keep_open: bool) -> Answers<'_> {
+    let requests = futures_util::stream::iter((1..=count).map(append));
+    let input = if keep_open {
+        requests.chain(futures_util::stream::pending()).boxed()
+    } else {
+        requests.boxed()
+    };
+    RaftNetworkV2::<Types>::stream_append(client, input, RPCOption::new(Duration::from_millis(50)))
+        .await
+        .expect("stream opens")
+}
+
+/// The follower answers nothing until it holds as many requests as may be in flight. A sender
+/// that waited for each answer before sending the next request would never get there; the
+/// pipeline sends them all and hands back every answer in request order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_go_out_before_earlier_answers_arrive() {
     let received = Arc::new(AtomicUsize::new(0));
     let addr = serve(ScriptedFollower {
-        script: Script::HoldUntil(3),
+        script: Script::HoldUntil(MAX_APPENDS_IN_FLIGHT),
         received: Arc::clone(&received),
     });
+    let count = MAX_APPENDS_IN_FLIGHT as u64 + 1;
     let mut client = leader_client(&addr, STEP).await;
-    let input = futures_util::stream::iter([append(1), append(2), append(3)]);
-    let mut answers = RaftNetworkV2::<Types>::stream_append(
-        &mut client,
-        input,
-        RPCOption::new(Duration::from_millis(50)),
-    )
-    .await
-    .expect("stream opens");
-    for index in 1..=3 {
+    let mut answers = open_pipeline(&mut client, count, false).await;
+    for index in 1..=count {
         match next_answer(&mut answers).await {
             Some(Ok(Ok(matched))) => assert_eq!(matched, Some(log_id(index))),
             other => panic!("answer {index}: expected a match, got {other:?}"),
@@ -231,7 +238,29 @@ async fn requests_go_out_before_earlier_answers_arrive() {
         next_answer(&mut answers).await.is_none(),
         "the stream ends after the input ends and everything is answered"
     );
-    assert_eq!(received.load(Ordering::SeqCst), 3);
+    assert_eq!(received.load(Ordering::SeqCst), count as usize);
+}
+
+/// No more than [`MAX_APPENDS_IN_FLIGHT`] requests are ever unanswered: a follower that waits
+/// for one more before answering receives exactly that many, and the stream then ends as
+/// `Unreachable` when the oldest has waited out its patience.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_most_the_pipeline_depth_is_unanswered() {
+    let received = Arc::new(AtomicUsize::new(0));
+    let addr = serve(ScriptedFollower {
+        script: Script::HoldUntil(MAX_APPENDS_IN_FLIGHT + 1),
+        received: Arc::clone(&received),
+    });
+    let count = MAX_APPENDS_IN_FLIGHT as u64 + 3;
+    let mut client = leader_client(&addr, Duration::from_millis(300)).await;
+    let mut answers = open_pipeline(&mut client, count, true).await;
+    match next_answer(&mut answers).await {
+        Some(Err(RPCError::Unreachable(error))) => {
+            assert!(error.to_string().contains("no answer"), "{error}");
+        }
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    assert_eq!(received.load(Ordering::SeqCst), MAX_APPENDS_IN_FLIGHT);
 }
 
 /// A follower that stops answering while requests are outstanding ends the stream with
@@ -245,15 +274,7 @@ async fn a_follower_that_stops_answering_ends_the_stream_as_unreachable() {
         received: Arc::clone(&received),
     });
     let mut client = leader_client(&addr, Duration::from_millis(300)).await;
-    let input =
-        futures_util::stream::iter([append(1), append(2)]).chain(futures_util::stream::pending());
-    let mut answers = RaftNetworkV2::<Types>::stream_append(
-        &mut client,
-        input,
-        RPCOption::new(Duration::from_millis(50)),
-    )
-    .await
-    .expect("stream opens");
+    let mut answers = open_pipeline(&mut client, 2, true).await;
     match next_answer(&mut answers).await {
         Some(Ok(Ok(matched))) => assert_eq!(matched, Some(log_id(1))),
         other => panic!("expected the first answer, got {other:?}"),
