@@ -37,6 +37,9 @@ use crate::raft_client::Failure;
 
 type Types<RT> = RaftTypes<RT>;
 
+/// One item of openraft's response stream: an answer, or why the stream ended.
+type AnswerItem<RT> = Result<StreamAppendResult<Types<RT>>, RPCError<Types<RT>>>;
+
 /// How many append requests may be on their way to one follower, unanswered, at once.
 ///
 /// While the limit is reached, new log entries wait and go out together in the next request,
@@ -111,7 +114,7 @@ pub(crate) fn pipeline<RT, S>(
     requests: PipelineRequests,
     call: PendingCall,
     patience: Duration,
-) -> BoxStream<'static, Result<StreamAppendResult<Types<RT>>, RPCError<Types<RT>>>>
+) -> BoxStream<'static, AnswerItem<RT>>
 where
     RT: AsyncRuntime,
     S: Stream<Item = AppendEntriesRequest<Types<RT>>> + Send + Unpin + 'static,
@@ -138,9 +141,7 @@ where
 impl<S> Pipeline<S> {
     /// Sends requests as they come while waiting for the next answer; `None` when the stream
     /// is over (the input ended and everything was answered, or the follower ended it).
-    async fn next_answer<RT>(
-        &mut self,
-    ) -> Option<Result<StreamAppendResult<Types<RT>>, RPCError<Types<RT>>>>
+    async fn next_answer<RT>(&mut self) -> Option<AnswerItem<RT>>
     where
         RT: AsyncRuntime,
         S: Stream<Item = AppendEntriesRequest<Types<RT>>> + Unpin,
