@@ -77,6 +77,18 @@ impl RequestError {
                 | RequestError::ShuttingDown
         )
     }
+
+    /// This error with the length of the deadline that passed filled in, if it is a
+    /// [`RequestError::Timeout`]; any other error unchanged. The node finds that a deadline
+    /// passed deep inside a request; whoever set the deadline knows how long it was.
+    pub fn with_deadline(self, deadline: std::time::Duration) -> RequestError {
+        match self {
+            RequestError::Timeout { .. } => RequestError::Timeout {
+                deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+            },
+            other => other,
+        }
+    }
 }
 
 /// A request that breaks a validation rule. Nothing was changed.
@@ -315,4 +327,22 @@ pub enum ConfigError {
         /// Its value in milliseconds.
         larger_ms: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::RequestError;
+
+    #[test]
+    fn with_deadline_fills_in_timeouts_only() {
+        let timeout = RequestError::Timeout { deadline_ms: 0 };
+        assert_eq!(
+            timeout.with_deadline(Duration::from_millis(1500)),
+            RequestError::Timeout { deadline_ms: 1500 }
+        );
+        let full = RequestError::StorageFull { max_bytes: 7 };
+        assert_eq!(full.clone().with_deadline(Duration::from_secs(1)), full);
+    }
 }

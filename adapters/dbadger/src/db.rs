@@ -290,12 +290,7 @@ impl Db {
     }
 
     fn stamp(&self, error: RequestError) -> RequestError {
-        match error {
-            RequestError::Timeout { .. } => RequestError::Timeout {
-                deadline_ms: u64::try_from(self.request_timeout.as_millis()).unwrap_or(u64::MAX),
-            },
-            other => other,
-        }
+        error.with_deadline(self.request_timeout)
     }
 
     /// Runs a write command with the default deadline and returns its response.

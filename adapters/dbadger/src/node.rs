@@ -106,8 +106,8 @@ fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
 
-/// The request's deadline passed. `Db` stamps the deadline's length on errors it returns;
-/// requests that arrive over gRPC carry the client's own deadline.
+/// The request's deadline passed. Whoever set the deadline (`Db`, or the Kv service for a
+/// client's request) fills in its length with `RequestError::with_deadline`.
 fn timeout() -> RequestError {
     RequestError::Timeout { deadline_ms: 0 }
 }
@@ -785,9 +785,9 @@ impl<S: StateMachineStore> KvHandler for Node<S> {
         command: Command,
         timeout: Option<Duration>,
     ) -> BoxFuture<'_, Result<Response, RequestError>> {
-        let deadline =
-            Instant::now() + timeout.map_or(self.request_timeout, |t| t.min(self.request_timeout));
-        Engine::write(self, command, deadline)
+        let budget = self.budget(timeout);
+        let written = Engine::write(self, command, Instant::now() + budget);
+        Box::pin(async move { written.await.map_err(|error| error.with_deadline(budget)) })
     }
 
     fn read(
@@ -796,9 +796,18 @@ impl<S: StateMachineStore> KvHandler for Node<S> {
         preference: ReadPreference,
         timeout: Option<Duration>,
     ) -> BoxFuture<'_, Result<Response, RequestError>> {
-        let deadline =
-            Instant::now() + timeout.map_or(self.request_timeout, |t| t.min(self.request_timeout));
-        Engine::read(self, query, preference, deadline)
+        let budget = self.budget(timeout);
+        let read = Engine::read(self, query, preference, Instant::now() + budget);
+        Box::pin(async move { read.await.map_err(|error| error.with_deadline(budget)) })
+    }
+}
+
+impl<S: StateMachineStore> Node<S> {
+    /// How long a client request may take: the client's deadline, never more than the node's.
+    fn budget(&self, client_timeout: Option<Duration>) -> Duration {
+        client_timeout.map_or(self.request_timeout, |timeout| {
+            timeout.min(self.request_timeout)
+        })
     }
 }
 
