@@ -165,6 +165,25 @@ impl<D> GrpcRaftClient<D> {
     fn client(&self) -> Result<RaftClient<Channel>, Failure> {
         self.client.clone().map_err(Failure::Unreachable)
     }
+
+    /// One unary RPC: `send` makes the call on a client of the peer, under the option's
+    /// deadline; `decode` converts the answer.
+    async fn unary<RT, Answer, Sent, T>(
+        &self,
+        option: &RPCOption,
+        send: impl FnOnce(RaftClient<Channel>) -> Sent,
+        decode: impl FnOnce(Answer) -> Result<T, crate::WireError>,
+    ) -> Result<T, RPCError<Types<RT>>>
+    where
+        RT: AsyncRuntime,
+        Sent: Future<Output = Result<tonic::Response<Answer>, tonic::Status>>,
+    {
+        let client = self.client().map_err(Failure::into_rpc::<RT>)?;
+        let answer = call(self.deadline(option), send(client))
+            .await
+            .map_err(Failure::into_rpc::<RT>)?;
+        decode(answer).map_err(malformed::<RT>)
+    }
 }
 
 /// A peer's answer that does not convert: the peer is faulty, not unreachable.
@@ -197,11 +216,12 @@ where
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<Types<RT>>, RPCError<Types<RT>>> {
         let request = wire::append_request_to_wire(&rpc);
-        let mut client = self.client().map_err(Failure::into_rpc::<RT>)?;
-        let response = call(self.deadline(&option), client.append_entries(request))
-            .await
-            .map_err(Failure::into_rpc::<RT>)?;
-        wire::append_response_from_wire(response).map_err(malformed::<RT>)
+        self.unary::<RT, _, _, _>(
+            &option,
+            |mut client| async move { client.append_entries(request).await },
+            wire::append_response_from_wire,
+        )
+        .await
     }
 
     /// Pipelined replication over one `StreamAppend` call: see [`crate::append_pipeline`].
@@ -250,11 +270,12 @@ where
         option: RPCOption,
     ) -> Result<VoteResponse<Types<RT>>, RPCError<Types<RT>>> {
         let request = wire::vote_request_to_wire(&rpc);
-        let mut client = self.client().map_err(Failure::into_rpc::<RT>)?;
-        let response = call(self.deadline(&option), client.vote(request))
-            .await
-            .map_err(Failure::into_rpc::<RT>)?;
-        wire::vote_response_from_wire(response).map_err(malformed::<RT>)
+        self.unary::<RT, _, _, _>(
+            &option,
+            |mut client| async move { client.vote(request).await },
+            wire::vote_response_from_wire,
+        )
+        .await
     }
 
     async fn pre_vote(
@@ -263,11 +284,12 @@ where
         option: RPCOption,
     ) -> Result<VoteResponse<Types<RT>>, RPCError<Types<RT>>> {
         let request = wire::vote_request_to_wire(&rpc);
-        let mut client = self.client().map_err(Failure::into_rpc::<RT>)?;
-        let response = call(self.deadline(&option), client.pre_vote(request))
-            .await
-            .map_err(Failure::into_rpc::<RT>)?;
-        wire::vote_response_from_wire(response).map_err(malformed::<RT>)
+        self.unary::<RT, _, _, _>(
+            &option,
+            |mut client| async move { client.pre_vote(request).await },
+            wire::vote_response_from_wire,
+        )
+        .await
     }
 
     async fn full_snapshot(
@@ -305,11 +327,12 @@ where
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<Types<RT>>, RPCError<Types<RT>>> {
         let request = wire::transfer_request_to_wire(&request);
-        let mut client = self.client().map_err(Failure::into_rpc::<RT>)?;
-        let response = call(self.deadline(&option), client.transfer_leader(request))
-            .await
-            .map_err(Failure::into_rpc::<RT>)?;
-        wire::transfer_response_from_wire(response).map_err(malformed::<RT>)
+        self.unary::<RT, _, _, _>(
+            &option,
+            |mut client| async move { client.transfer_leader(request).await },
+            wire::transfer_response_from_wire,
+        )
+        .await
     }
 }
 
