@@ -51,6 +51,9 @@ type AnswerItem<RT> = Result<StreamAppendResult<Types<RT>>, RPCError<Types<RT>>>
 /// writes over gRPC, where the nodes' CPU is the limit, 9% less.
 pub const MAX_APPENDS_IN_FLIGHT: usize = 2;
 
+// One request in flight at a time would not be a pipeline.
+const _: () = assert!(MAX_APPENDS_IN_FLIGHT >= 2);
+
 /// The sending end of a pipeline's request body.
 pub(crate) struct PipelineRequests {
     sender: mpsc::Sender<v1::AppendEntriesRequest>,

@@ -215,14 +215,14 @@ async fn open_pipeline(client: &mut LeaderClient, count: u64, keep_open: bool) -
         .expect("stream opens")
 }
 
-/// The follower answers nothing until it holds as many requests as may be in flight. A sender
-/// that waited for each answer before sending the next request would never get there; the
-/// pipeline sends them all and hands back every answer in request order.
+/// The follower answers nothing until it holds two requests. A sender that waited for each
+/// answer before sending the next request would never get there; the pipeline sends both (its
+/// depth is at least two) and hands back every answer in request order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_go_out_before_earlier_answers_arrive() {
     let received = Arc::new(AtomicUsize::new(0));
     let addr = serve(ScriptedFollower {
-        script: Script::HoldUntil(MAX_APPENDS_IN_FLIGHT),
+        script: Script::HoldUntil(2),
         received: Arc::clone(&received),
     });
     let count = MAX_APPENDS_IN_FLIGHT as u64 + 1;
