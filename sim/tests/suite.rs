@@ -20,8 +20,11 @@ const SUITE_SEEDS: std::ops::RangeInclusive<u64> = 1..=99;
 ///   connection and reported failure for the change it had made;
 /// - 1600: a leader restarted after losing an entry a quorum had stored, resumed its term and
 ///   reused the index (logs diverged, an acknowledged delete vanished);
-/// - 1029: a removal whose call failed but which went through (a harness fix).
-const REGRESSION_SEEDS: [u64; 7] = [277, 52, 127, 178, 211, 1600, 1029];
+/// - 1029: a removal whose call failed but which went through (a harness fix);
+/// - 4076, 4958: a leader change interrupted a joiner's promotion to voter ("log entry
+///   discarded") and the join gave up instead of retrying through the new leader (seed 8, in
+///   the suite range, covers the joiner waiting on a leader that stepped down).
+const REGRESSION_SEEDS: [u64; 9] = [277, 52, 127, 178, 211, 1600, 1029, 4076, 4958];
 
 fn check(seeds: impl IntoIterator<Item = u64>) -> Vec<Report> {
     let mut failures = Vec::new();

@@ -354,6 +354,11 @@ impl<S: StateMachineStore> Node<S> {
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(_))) => {
                 Attempt::Done(Ok(MembershipStep::Busy))
             }
+            // Membership steps are idempotent (re-adding a member or voter changes nothing), so
+            // the caller may simply try again through the new leader.
+            Err(RaftError::APIError(ClientWriteError::LogEntryDiscarded(_))) => Attempt::Done(Err(
+                self.no_leader("leadership changed during the membership change; retry it"),
+            )),
             Err(RaftError::APIError(other)) => {
                 Attempt::Done(Err(RequestError::Internal(other.to_string())))
             }
