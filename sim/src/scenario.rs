@@ -281,8 +281,11 @@ async fn form(scenario: &Scenario, cluster: &mut Cluster) -> Result<(), String> 
             return Err(format!("node {} could not start: {error}", node.id()));
         }
         if !ready {
-            eprintln!("DEBUG leader status {:?}", cluster.nodes[0].status());
-            return Err(format!("node {} did not join within 20 s", node.id()));
+            return Err(format!(
+                "node {} did not join within 20 s (node 1's status: {:?})",
+                node.id(),
+                cluster.nodes[0].status()
+            ));
         }
     }
     Ok(())

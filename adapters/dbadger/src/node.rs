@@ -494,11 +494,10 @@ impl<S: StateMachineStore> Node<S> {
         }
     }
 
-    /// Waits until the learner's replicated log reaches the leader's last index, so promoting
-    /// it cannot stall the cluster on an unreachable or lagging node.
-    /// Waits until learner `id` holds this leader's log as it was on entry. Ends early, with a
-    /// retryable error, when this node stops leading: only a leader sees replication progress,
-    /// and the joiner should go on with the new leader rather than wait out its deadline.
+    /// Waits until learner `id` holds this leader's log as it was on entry, so promoting it
+    /// cannot stall the cluster on an unreachable or lagging node. Ends early, with a retryable
+    /// error, when this node stops leading: only a leader sees replication progress, and the
+    /// joiner should go on with the new leader rather than wait out its deadline.
     async fn await_caught_up(&self, id: NodeId, deadline: Instant) -> Result<(), RequestError> {
         let target = self.raft.metrics().borrow_watched().last_log_index;
         let settled = self

@@ -7,31 +7,27 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use dbadger_core::raft_storage::{RaftLog, RaftStateMachineStore};
-use dbadger_core::raft_types::{LeaderId, LogId, Node, RaftTypes, Vote};
-use dbadger_core::storage::memory::{MemoryLogStore, MemorySnapshot, MemoryStateMachine};
+use dbadger_core::raft_types::{LeaderId, LogId, Node, Vote};
+use dbadger_core::storage::memory::MemorySnapshot;
 use dbadger_grpc::{GrpcNetwork, MAX_APPENDS_IN_FLIGHT, PeerTransport, RaftService};
 use dbadger_proto::v1;
 use dbadger_proto::v1::raft_client::RaftClient;
 use dbadger_proto::v1::raft_server::{Raft as RaftRpc, RaftServer};
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
+use openraft::Config;
 use openraft::errors::RPCError;
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::AppendEntriesRequest;
 use openraft::vote::RaftLeaderId;
-use openraft::{Config, Raft};
-use openraft_rt_tokio::TokioRuntime;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic::{Request, Status, Streaming};
 
 mod common;
 
-use common::NotForwarding;
-
-type Types = RaftTypes<TokioRuntime>;
+use common::{NotForwarding, Types, memory_raft};
 
 /// Generous bound on any single step: a broken pipeline hangs, and this turns the hang into a
 /// failure instead of a stuck test run.
@@ -297,21 +293,8 @@ async fn a_follower_that_stops_answering_ends_the_stream_as_unreachable() {
 /// a vote ends the stream with INVALID_ARGUMENT after that answer, and the node keeps serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_request_ends_the_stream_after_the_good_ones() {
-    let machine = Arc::new(MemoryStateMachine::new());
     let config = Arc::new(Config::default().validate().expect("valid config"));
-    let raft: Raft<Types, _> = Raft::new(
-        2,
-        config,
-        GrpcNetwork::<MemorySnapshot>::new(
-            PeerTransport::default(),
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-        ),
-        RaftLog::new(Arc::new(MemoryLogStore::new())),
-        RaftStateMachineStore::new(Arc::clone(&machine)),
-    )
-    .await
-    .expect("raft starts");
+    let (raft, machine) = memory_raft(2, config).await;
     let addr = serve(RaftService::new(
         raft.clone(),
         machine,

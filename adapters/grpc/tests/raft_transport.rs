@@ -6,16 +6,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dbadger_core::raft_storage::{RaftLog, RaftStateMachineStore};
-use dbadger_core::raft_types::{Node, RaftTypes};
-use dbadger_core::storage::memory::{MemoryLogStore, MemorySnapshot, MemoryStateMachine};
+use dbadger_core::raft_types::Node;
+use dbadger_core::storage::memory::MemoryStateMachine;
 use dbadger_core::{Command, Response};
-use dbadger_grpc::{GrpcNetwork, PeerTransport, RaftService};
+use dbadger_grpc::RaftService;
 use dbadger_proto::v1::raft_server::RaftServer;
 use futures_util::FutureExt;
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::{Config, Raft, SnapshotPolicy};
-use openraft_rt_tokio::TokioRuntime;
+use openraft::{Config, SnapshotPolicy};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
@@ -23,10 +21,7 @@ use tonic::transport::server::TcpIncoming;
 
 mod common;
 
-use common::NotForwarding;
-
-type Types = RaftTypes<TokioRuntime>;
-type TestRaft = Raft<Types, RaftStateMachineStore<MemoryStateMachine>>;
+use common::{NotForwarding, TestRaft, memory_raft};
 
 struct TestNode {
     raft: TestRaft,
@@ -54,20 +49,7 @@ fn config() -> Arc<Config> {
 async fn start_node(id: u64) -> TestNode {
     let incoming = TcpIncoming::bind("127.0.0.1:0".parse().expect("address")).expect("bind");
     let addr = incoming.local_addr().expect("local address").to_string();
-    let machine = Arc::new(MemoryStateMachine::new());
-    let raft = Raft::new(
-        id,
-        config(),
-        GrpcNetwork::<MemorySnapshot>::new(
-            PeerTransport::default(),
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-        ),
-        RaftLog::new(Arc::new(MemoryLogStore::new())),
-        RaftStateMachineStore::new(Arc::clone(&machine)),
-    )
-    .await
-    .expect("raft starts");
+    let (raft, machine) = memory_raft(id, config()).await;
     let (stop, stopped) = oneshot::channel::<()>();
     let stopped = async move {
         let _ = stopped.await;
@@ -104,24 +86,18 @@ async fn wait_applied(node: &TestNode, index: u64) {
         .expect("applied in time");
 }
 
-/// Three nodes elect, replicate 50 writes to every state machine; a fourth node joining after
-/// the leader purged its log receives the state as a streamed snapshot.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_replicates_and_streams_snapshots_over_grpc() {
+/// Starts three nodes, makes node 1 the leader of all three, and waits until every node has
+/// applied the leader's blank entry (index 1): the leader then holds a lease and takes writes.
+async fn form_cluster() -> Vec<TestNode> {
     let mut nodes = Vec::new();
     for id in 1..=3 {
         nodes.push(start_node(id).await);
     }
-    let members: BTreeMap<u64, Node> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| {
-            (
-                i as u64 + 1,
-                Node {
-                    addr: node.addr.clone(),
-                },
-            )
+    let members: BTreeMap<u64, Node> = (1..=3)
+        .zip(&nodes)
+        .map(|(id, node)| {
+            let addr = node.addr.clone();
+            (id, Node { addr })
         })
         .collect();
     nodes[0].raft.initialize(members).await.expect("initialize");
@@ -132,9 +108,16 @@ async fn cluster_replicates_and_streams_snapshots_over_grpc() {
         .await
         .expect("leader elected");
     for node in &nodes {
-        // The initial membership (index 0) and the leader's blank entry (1) reach every node.
         wait_applied(node, 1).await;
     }
+    nodes
+}
+
+/// Three nodes elect, replicate 50 writes to every state machine; a fourth node joining after
+/// the leader purged its log receives the state as a streamed snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_replicates_and_streams_snapshots_over_grpc() {
+    let nodes = form_cluster().await;
 
     let mut last = 0;
     for i in 0..50u64 {
@@ -204,27 +187,7 @@ async fn cluster_replicates_and_streams_snapshots_over_grpc() {
 /// other two nodes go on committing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_stop_is_not_held_open_by_the_leaders_append_stream() {
-    let mut nodes = Vec::new();
-    for id in 1..=3 {
-        nodes.push(start_node(id).await);
-    }
-    let members: BTreeMap<u64, Node> = (1..=3)
-        .map(|id: u64| {
-            let addr = nodes[id as usize - 1].addr.clone();
-            (id, Node { addr })
-        })
-        .collect();
-    nodes[0].raft.initialize(members).await.expect("initialize");
-    nodes[0]
-        .raft
-        .wait(Some(Duration::from_secs(20)))
-        .current_leader(1, "node 1 leads")
-        .await
-        .expect("leader elected");
-    for node in &nodes {
-        // The leader's blank entry (1) is acknowledged: it holds a lease and takes writes.
-        wait_applied(node, 1).await;
-    }
+    let mut nodes = form_cluster().await;
     let write = |i: u64| Command::Set {
         key: format!("key-{i}").into_bytes(),
         value: b"v".to_vec(),

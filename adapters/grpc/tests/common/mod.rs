@@ -1,8 +1,45 @@
 //! Shared by the transport tests.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use dbadger_core::raft_storage::{RaftLog, RaftStateMachineStore};
+use dbadger_core::raft_types::RaftTypes;
+use dbadger_core::storage::memory::{MemoryLogStore, MemorySnapshot, MemoryStateMachine};
 use dbadger_core::{Command, Query, RequestError, Response};
-use dbadger_grpc::ForwardHandler;
+use dbadger_grpc::{ForwardHandler, GrpcNetwork, PeerTransport};
 use futures_util::future::BoxFuture;
+use openraft::{Config, Raft};
+use openraft_rt_tokio::TokioRuntime;
+
+/// The Raft types of the transport tests: tokio's runtime.
+pub(crate) type Types = RaftTypes<TokioRuntime>;
+
+/// A Raft node over the memory stores.
+pub(crate) type TestRaft = Raft<Types, RaftStateMachineStore<MemoryStateMachine>>;
+
+/// Starts Raft node `id` on fresh memory stores, talking to peers over plain gRPC; returns it
+/// with its state machine.
+pub(crate) async fn memory_raft(
+    id: u64,
+    config: Arc<Config>,
+) -> (TestRaft, Arc<MemoryStateMachine>) {
+    let machine = Arc::new(MemoryStateMachine::new());
+    let raft = Raft::new(
+        id,
+        config,
+        GrpcNetwork::<MemorySnapshot>::new(
+            PeerTransport::default(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        ),
+        RaftLog::new(Arc::new(MemoryLogStore::new())),
+        RaftStateMachineStore::new(Arc::clone(&machine)),
+    )
+    .await
+    .expect("raft starts");
+    (raft, machine)
+}
 
 /// The transport tests exercise replication only; forwarded requests are refused.
 pub(crate) struct NotForwarding;
