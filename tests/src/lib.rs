@@ -86,3 +86,18 @@ pub async fn start_cluster_with(size: usize, tweak: &dyn Fn(&mut Config)) -> Vec
     }
     nodes
 }
+
+/// The typed detail of a dbadger error status, read the standard way: a `google.rpc.Status` in
+/// the status details holding a `dbadger.v1.ErrorDetail` packed in an `Any`. `None` when the
+/// status carries no such detail.
+pub fn error_detail(status: &tonic::Status) -> Option<dbadger_proto::v1::ErrorDetail> {
+    use prost::Message;
+    let rich = tonic_types::pb::Status::decode(status.details()).ok()?;
+    rich.details
+        .iter()
+        .find(|any| any.type_url == ERROR_DETAIL_TYPE_URL)
+        .and_then(|any| dbadger_proto::v1::ErrorDetail::decode(any.value.as_slice()).ok())
+}
+
+/// The `Any` type URL of `dbadger.v1.ErrorDetail`.
+pub const ERROR_DETAIL_TYPE_URL: &str = "type.googleapis.com/dbadger.v1.ErrorDetail";

@@ -30,6 +30,7 @@ pub fn to_status(error: &RequestError) -> Status {
         message: error.to_string(),
         leader_id,
         leader_addr,
+        ..ErrorDetail::default()
     };
     Status::with_details(code, error.to_string(), detail.encode_to_vec().into())
 }

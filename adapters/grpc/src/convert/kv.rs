@@ -124,7 +124,12 @@ pub fn delete_response(response: Response) -> Result<v1::DeleteResponse, Request
 /// The reply to a `DeleteRange`.
 pub fn delete_range_response(response: Response) -> Result<v1::DeleteRangeResponse, RequestError> {
     match response {
-        Response::DeletedKeys { revision, keys } => Ok(v1::DeleteRangeResponse { revision, keys }),
+        Response::DeletedKeys { revision, keys } => Ok(v1::DeleteRangeResponse {
+            revision,
+            deleted: keys.len() as u64,
+            keys,
+            more: false,
+        }),
         other => Err(unexpected(&other)),
     }
 }
