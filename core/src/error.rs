@@ -24,58 +24,168 @@ pub enum Error {
     Config(#[from] ConfigError),
 }
 
+/// What became of a request that failed. Every [`RequestError`] says which.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Certainly not applied: nothing changed. The same request may be sent again blindly.
+    NotApplied,
+    /// It may have applied. Retry only an idempotent write, or read first to find out.
+    Unknown,
+}
+
+impl Outcome {
+    /// What an error message adds for this outcome: nothing when nothing happened, a warning
+    /// when the request may have applied.
+    fn note(self) -> &'static str {
+        match self {
+            Outcome::NotApplied => "",
+            Outcome::Unknown => " (it may have applied)",
+        }
+    }
+}
+
 /// Why a client request (a read, a write, a membership change) failed. This is the error
 /// vocabulary shared by the embeddable API, request forwarding and the gRPC boundary, where each
 /// variant maps to one status code.
+///
+/// Each error says what became of the request ([`RequestError::outcome`]) and whether sending it
+/// again may succeed ([`RequestError::is_retryable`]). A request is safe to retry blindly when
+/// both hold: retryable and [`Outcome::NotApplied`] ([`RequestError::is_safe_to_retry`]).
+/// Reads never apply anything, so a failed read is always [`Outcome::NotApplied`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum RequestError {
     /// The request is malformed or exceeds a limit (`INVALID_ARGUMENT`, or
-    /// `RESOURCE_EXHAUSTED` for a request that is too large). Nothing was changed.
+    /// `RESOURCE_EXHAUSTED` for a request that is too large). Not applied.
     #[error(transparent)]
     InvalidArgument(#[from] InvalidArgument),
     /// The key does not exist (`NOT_FOUND`).
     #[error("key not found")]
     NotFound,
-    /// No leader is known, or the leader cannot reach a quorum (`UNAVAILABLE`). Retryable; a
-    /// write may or may not have been applied.
-    #[error("unavailable: {reason}")]
+    /// A membership change names a node that is not a member (`NOT_FOUND`). Not applied.
+    #[error("node {id} is not a member of the cluster")]
+    UnknownMember {
+        /// The id that was asked for.
+        id: u64,
+    },
+    /// No leader can be reached, or the leader cannot reach a quorum (`UNAVAILABLE`).
+    /// Retryable; `outcome` says whether a write may have applied.
+    #[error("unavailable: {reason}{note}", note = outcome.note())]
     Unavailable {
-        /// What is missing.
+        /// What is missing, in a few words.
         reason: String,
         /// The leader this node last knew of, if any: (id, address).
         leader: Option<(u64, String)>,
+        /// What became of the request.
+        outcome: Outcome,
     },
-    /// The caller's deadline passed first (`DEADLINE_EXCEEDED`). A write may or may not have
-    /// been applied.
-    #[error("deadline of {deadline_ms} ms exceeded")]
+    /// The caller's deadline passed first (`DEADLINE_EXCEEDED`). Retryable; `outcome` says
+    /// whether a write may have applied.
+    #[error("deadline of {deadline_ms} ms exceeded{note}", note = outcome.note())]
     Timeout {
         /// The deadline that passed, in milliseconds.
         deadline_ms: u64,
+        /// What became of the request.
+        outcome: Outcome,
     },
-    /// The store is at its configured maximum (`RESOURCE_EXHAUSTED`); reads still work.
+    /// The store is at its configured maximum (`RESOURCE_EXHAUSTED`); reads still work. Not
+    /// applied.
     #[error("storage full: the store reached its maximum of {max_bytes} bytes")]
     StorageFull {
         /// The configured maximum size in bytes.
         max_bytes: u64,
     },
-    /// The node is stopping or has stopped (`UNAVAILABLE`).
-    #[error("the node is shutting down")]
-    ShuttingDown,
-    /// Anything else (`INTERNAL`), with its description.
+    /// The answer would be larger than the configured response limit and cannot be cut short
+    /// (`RESOURCE_EXHAUSTED`): ask for fewer keys. Decided before anything is proposed: not
+    /// applied.
+    #[error("the answer of {bytes} bytes exceeds the response limit of {max} bytes")]
+    ResponseTooLarge {
+        /// The size the answer would have, in bytes (at least).
+        bytes: usize,
+        /// The configured response limit in bytes.
+        max: usize,
+    },
+    /// The node is stopping or has stopped (`UNAVAILABLE`). Retryable on another node;
+    /// `outcome` says whether a write may have applied.
+    #[error("the node is shutting down{note}", note = outcome.note())]
+    ShuttingDown {
+        /// What became of the request.
+        outcome: Outcome,
+    },
+    /// Anything else (`INTERNAL`): a bug, with its description. The outcome is unknown.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl RequestError {
-    /// Whether retrying the same request (perhaps on another node) may succeed.
+    /// `Unavailable` with no leader hint.
+    pub fn unavailable(reason: impl Into<String>, outcome: Outcome) -> RequestError {
+        RequestError::Unavailable {
+            reason: reason.into(),
+            leader: None,
+            outcome,
+        }
+    }
+
+    /// What became of the request.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            RequestError::Unavailable { outcome, .. }
+            | RequestError::Timeout { outcome, .. }
+            | RequestError::ShuttingDown { outcome } => *outcome,
+            RequestError::Internal(_) => Outcome::Unknown,
+            RequestError::InvalidArgument(_)
+            | RequestError::NotFound
+            | RequestError::UnknownMember { .. }
+            | RequestError::StorageFull { .. }
+            | RequestError::ResponseTooLarge { .. } => Outcome::NotApplied,
+        }
+    }
+
+    /// This error with its outcome replaced, where the error has one (unavailable, timeout,
+    /// shutting down); any other error unchanged. Used where the caller knows better than the
+    /// place the error came from, for example that a read changed nothing.
+    pub fn with_outcome(self, outcome: Outcome) -> RequestError {
+        match self {
+            RequestError::Unavailable { reason, leader, .. } => RequestError::Unavailable {
+                reason,
+                leader,
+                outcome,
+            },
+            RequestError::Timeout { deadline_ms, .. } => RequestError::Timeout {
+                deadline_ms,
+                outcome,
+            },
+            RequestError::ShuttingDown { .. } => RequestError::ShuttingDown { outcome },
+            other => other,
+        }
+    }
+
+    /// Whether sending the same request again (perhaps to another node, after a pause) may
+    /// succeed.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
             RequestError::Unavailable { .. }
                 | RequestError::Timeout { .. }
-                | RequestError::ShuttingDown
+                | RequestError::ShuttingDown { .. }
         )
+    }
+
+    /// Whether the same request may be sent again without any risk of applying it twice:
+    /// retryable, and certainly not applied.
+    pub fn is_safe_to_retry(&self) -> bool {
+        self.is_retryable() && self.outcome() == Outcome::NotApplied
+    }
+
+    /// The short human reason, without the category the status code already names (for
+    /// `Unavailable`, its reason; otherwise the whole message).
+    pub fn reason(&self) -> String {
+        match self {
+            RequestError::Unavailable { reason, .. } => reason.clone(),
+            RequestError::Internal(reason) => reason.clone(),
+            other => other.to_string(),
+        }
     }
 
     /// This error with the length of the deadline that passed filled in, if it is a
@@ -83,8 +193,9 @@ impl RequestError {
     /// passed deep inside a request; whoever set the deadline knows how long it was.
     pub fn with_deadline(self, deadline: std::time::Duration) -> RequestError {
         match self {
-            RequestError::Timeout { .. } => RequestError::Timeout {
+            RequestError::Timeout { outcome, .. } => RequestError::Timeout {
                 deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+                outcome,
             },
             other => other,
         }
@@ -137,6 +248,13 @@ pub enum InvalidArgument {
         bytes: usize,
         /// The configured maximum.
         max: usize,
+    },
+    /// The request's bytes do not form a valid request: not protobuf, an unknown enum value,
+    /// a required field missing.
+    #[error("malformed request: {reason}")]
+    Malformed {
+        /// What is wrong, in a few words.
+        reason: String,
     },
 }
 
@@ -333,16 +451,80 @@ pub enum ConfigError {
 mod tests {
     use std::time::Duration;
 
-    use super::RequestError;
+    use super::{InvalidArgument, Outcome, RequestError};
 
     #[test]
     fn with_deadline_fills_in_timeouts_only() {
-        let timeout = RequestError::Timeout { deadline_ms: 0 };
+        let timeout = RequestError::Timeout {
+            deadline_ms: 0,
+            outcome: Outcome::Unknown,
+        };
         assert_eq!(
             timeout.with_deadline(Duration::from_millis(1500)),
-            RequestError::Timeout { deadline_ms: 1500 }
+            RequestError::Timeout {
+                deadline_ms: 1500,
+                outcome: Outcome::Unknown,
+            }
         );
         let full = RequestError::StorageFull { max_bytes: 7 };
         assert_eq!(full.clone().with_deadline(Duration::from_secs(1)), full);
+    }
+
+    /// Only retryable errors that certainly did not apply are safe to retry blindly; a
+    /// retryable error of unknown outcome is not, and neither is a final answer.
+    #[test]
+    fn safe_to_retry_needs_retryable_and_not_applied() {
+        let unavailable = |outcome| RequestError::unavailable("no leader", outcome);
+        assert!(unavailable(Outcome::NotApplied).is_safe_to_retry());
+        assert!(!unavailable(Outcome::Unknown).is_safe_to_retry());
+        assert!(unavailable(Outcome::Unknown).is_retryable());
+        assert!(
+            RequestError::ShuttingDown {
+                outcome: Outcome::NotApplied
+            }
+            .is_safe_to_retry()
+        );
+        for final_answer in [
+            RequestError::NotFound,
+            RequestError::UnknownMember { id: 3 },
+            RequestError::InvalidArgument(InvalidArgument::EmptyKey),
+            RequestError::StorageFull { max_bytes: 1 },
+            RequestError::ResponseTooLarge { bytes: 2, max: 1 },
+        ] {
+            assert_eq!(
+                final_answer.outcome(),
+                Outcome::NotApplied,
+                "{final_answer}"
+            );
+            assert!(!final_answer.is_retryable(), "{final_answer}");
+        }
+        assert_eq!(
+            RequestError::Internal("bug".into()).outcome(),
+            Outcome::Unknown
+        );
+    }
+
+    /// A read learns that it changed nothing: `with_outcome` rewrites the outcome of the
+    /// errors that carry one and leaves final answers alone.
+    #[test]
+    fn with_outcome_rewrites_only_errors_that_carry_one() {
+        let timeout = RequestError::Timeout {
+            deadline_ms: 5,
+            outcome: Outcome::Unknown,
+        };
+        assert_eq!(
+            timeout.with_outcome(Outcome::NotApplied).outcome(),
+            Outcome::NotApplied
+        );
+        assert_eq!(
+            RequestError::Internal("bug".into())
+                .with_outcome(Outcome::NotApplied)
+                .outcome(),
+            Outcome::Unknown
+        );
+        assert_eq!(
+            RequestError::unavailable("x", Outcome::Unknown).reason(),
+            "x"
+        );
     }
 }

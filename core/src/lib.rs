@@ -31,6 +31,7 @@
 //! [`Limits`] before they are proposed; queries are answered with [`rules::read`] on a
 //! [`storage::StateRead`] view.
 
+pub mod answer_size;
 pub mod codec;
 pub mod command;
 pub mod config;
@@ -52,7 +53,9 @@ mod test_strategies;
 
 pub use command::{Command, Expected, NewValue};
 pub use config::{Config, PemSource, StartMode, TlsConfig};
-pub use error::{ConfigError, DecodeError, Error, InvalidArgument, RequestError, StorageError};
+pub use error::{
+    ConfigError, DecodeError, Error, InvalidArgument, Outcome, RequestError, StorageError,
+};
 pub use limits::{Limits, MAX_KEY_BYTES};
 pub use query::{Query, ReadPreference};
 pub use raft_types::{NodeId, RaftTypes};

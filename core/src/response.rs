@@ -46,12 +46,17 @@ pub enum Response {
         /// How many existing keys it removed.
         deleted: u64,
     },
-    /// A `DeleteRange` applied at `revision` and removed `keys`, in key order.
+    /// A `DeleteRange` applied at `revision` and removed `deleted` keys, listed in key order
+    /// up to the response limit.
     DeletedKeys {
         /// The log index at which the delete applied.
         revision: u64,
-        /// The removed keys, in key order.
+        /// The removed keys, in key order; cut short at the response limit (then `more`).
         keys: Vec<Vec<u8>>,
+        /// How many keys it removed, all of them.
+        deleted: u64,
+        /// True when `keys` lists fewer keys than were removed.
+        more: bool,
     },
     /// A `CompareAndSet` applied at `revision`.
     CompareAndSet {
@@ -73,4 +78,20 @@ pub enum Response {
         /// True when the answer was cut short by `count` or by the response-size limit.
         more: bool,
     },
+}
+
+impl Response {
+    /// The revision (log index) at which a write applied; `None` for read answers and entries
+    /// without a command.
+    pub fn revision(&self) -> Option<u64> {
+        match self {
+            Response::Written { revision }
+            | Response::Deleted { revision, .. }
+            | Response::DeletedKeys { revision, .. }
+            | Response::CompareAndSet { revision, .. } => Some(*revision),
+            Response::Empty | Response::Value(_) | Response::Values(_) | Response::Range { .. } => {
+                None
+            }
+        }
+    }
 }

@@ -8,17 +8,51 @@
 
 use std::ops::{Bound, ControlFlow};
 
+use crate::answer_size::{ANSWER_OVERHEAD_BYTES, key_bytes, key_value_bytes, lookup_bytes};
 use crate::command::{Command, Expected, NewValue};
+use crate::error::StorageError;
 use crate::limits::Limits;
 use crate::query::Query;
 use crate::response::{KeyValue, Lookup, Response};
 use crate::storage::{KvRead, KvWrite, StorageResult};
 
-/// Applies `command` as the write at log index `revision` and returns its response.
+/// How many keys a range or prefix delete removes per scan, so that it never holds every key
+/// of a large range in memory at once.
+const DELETE_CHUNK_KEYS: usize = 1024;
+
+/// Why a query could not be answered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The answer would exceed the response limit and has no `more` to cut it short with.
+    #[error("the answer of at least {bytes} bytes exceeds the response limit of {max} bytes")]
+    ResponseTooLarge {
+        /// The encoded size reached when the limit was crossed.
+        bytes: usize,
+        /// The configured response limit.
+        max: usize,
+    },
+}
+
+/// The bytes an answer's repeated part may take: the response limit less room for the fixed
+/// fields.
+fn entry_budget(limits: &Limits) -> usize {
+    limits
+        .max_response_bytes
+        .saturating_sub(ANSWER_OVERHEAD_BYTES)
+}
+
+/// Applies `command` as the write at log index `revision` and returns its response. An answer
+/// that lists keys (`DeleteRange`) lists them up to `limits.max_response_bytes` and then says
+/// `more`; the write itself is never cut short.
 pub fn apply(
     command: &Command,
     revision: u64,
     txn: &mut (impl KvWrite + ?Sized),
+    limits: &Limits,
 ) -> StorageResult<Response> {
     let response = match command {
         Command::Set { key, value } => {
@@ -43,21 +77,34 @@ pub fn apply(
             Response::Deleted { revision, deleted }
         }
         Command::DeletePrefix { prefix } => {
-            let keys = prefix_keys(&*txn, prefix)?;
-            for key in &keys {
-                txn.remove(key)?;
-            }
+            let mut removed = KeyList::counting_only();
+            delete_in_chunks(
+                txn,
+                Bound::Included(prefix),
+                Bound::Unbounded,
+                prefix,
+                &mut removed,
+            )?;
             Response::Deleted {
                 revision,
-                deleted: keys.len() as u64,
+                deleted: removed.count,
             }
         }
         Command::DeleteRange { min, max } => {
-            let keys = range_keys(&*txn, min.as_deref(), max.as_deref())?;
-            for key in &keys {
-                txn.remove(key)?;
+            let mut removed = KeyList::within(entry_budget(limits));
+            delete_in_chunks(
+                txn,
+                bound(min.as_deref()),
+                bound(max.as_deref()),
+                b"",
+                &mut removed,
+            )?;
+            Response::DeletedKeys {
+                revision,
+                deleted: removed.count,
+                more: removed.more,
+                keys: removed.keys,
             }
-            Response::DeletedKeys { revision, keys }
         }
         Command::DeleteAll => Response::Deleted {
             revision,
@@ -70,13 +117,14 @@ pub fn apply(
     Ok(response)
 }
 
-/// Answers `query` from `view`. Range answers stop at `limits.max_response_bytes` (but always
-/// hold at least one entry) and then say `more`.
+/// Answers `query` from `view`. Every answer is bounded by its encoded size: range answers stop
+/// at `limits.max_response_bytes` (but always hold at least one entry) and then say `more`; a
+/// `GetMany` answer that would not fit is [`ReadError::ResponseTooLarge`].
 pub fn read(
     query: &Query,
     view: &(impl KvRead + ?Sized),
     limits: &Limits,
-) -> StorageResult<Response> {
+) -> Result<Response, ReadError> {
     let response = match query {
         Query::Get { key } => Response::Value(view.get(key)?.map(|found| KeyValue {
             key: key.clone(),
@@ -84,17 +132,31 @@ pub fn read(
             revision: found.revision,
         })),
         Query::GetMany { keys } => {
+            let budget = entry_budget(limits);
+            let mut bytes = 0;
             let mut lookups = Vec::with_capacity(keys.len());
             for key in keys {
+                let found = view.get(key)?;
+                bytes += found
+                    .as_ref()
+                    .map_or(lookup_bytes(key.len(), 0, 0), |found| {
+                        lookup_bytes(key.len(), found.value.len(), found.revision)
+                    });
+                if bytes > budget {
+                    return Err(ReadError::ResponseTooLarge {
+                        bytes: bytes + ANSWER_OVERHEAD_BYTES,
+                        max: limits.max_response_bytes,
+                    });
+                }
                 lookups.push(Lookup {
                     key: key.clone(),
-                    found: view.get(key)?,
+                    found,
                 });
             }
             Response::Values(lookups)
         }
         Query::GetPrefix { prefix } => {
-            let mut collector = RangeCollector::new(0, limits.max_response_bytes);
+            let mut collector = RangeCollector::new(0, entry_budget(limits));
             view.scan(
                 Bound::Included(prefix),
                 Bound::Unbounded,
@@ -108,7 +170,7 @@ pub fn read(
             collector.into_response()
         }
         Query::GetRange { min, max, count } => {
-            let mut collector = RangeCollector::new(*count, limits.max_response_bytes);
+            let mut collector = RangeCollector::new(*count, entry_budget(limits));
             view.scan(
                 bound(min.as_deref()),
                 bound(max.as_deref()),
@@ -167,33 +229,75 @@ fn bound(limit: Option<&[u8]>) -> Bound<&[u8]> {
     limit.map_or(Bound::Unbounded, Bound::Included)
 }
 
-fn prefix_keys(view: &(impl KvRead + ?Sized), prefix: &[u8]) -> StorageResult<Vec<Vec<u8>>> {
-    let mut keys = Vec::new();
-    view.scan(
-        Bound::Included(prefix),
-        Bound::Unbounded,
-        &mut |key, _, _| {
+/// The keys a delete removed: all counted, listed up to a byte budget of their encoded size.
+struct KeyList {
+    keys: Vec<Vec<u8>>,
+    count: u64,
+    budget: usize,
+    bytes: usize,
+    more: bool,
+}
+
+impl KeyList {
+    fn within(budget: usize) -> KeyList {
+        KeyList {
+            keys: Vec::new(),
+            count: 0,
+            budget,
+            bytes: 0,
+            more: false,
+        }
+    }
+
+    fn counting_only() -> KeyList {
+        KeyList::within(0)
+    }
+
+    fn record(&mut self, key: &[u8]) {
+        self.count += 1;
+        let size = key_bytes(key.len());
+        if !self.more && self.bytes + size <= self.budget {
+            self.bytes += size;
+            self.keys.push(key.to_vec());
+        } else {
+            self.more = true;
+        }
+    }
+}
+
+/// Removes every key within the bounds that starts with `prefix`, [`DELETE_CHUNK_KEYS`] at a
+/// time (a scan cannot remove as it goes), recording each in `removed`.
+fn delete_in_chunks(
+    txn: &mut (impl KvWrite + ?Sized),
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+    prefix: &[u8],
+    removed: &mut KeyList,
+) -> StorageResult<()> {
+    let mut resume: Option<Vec<u8>> = None;
+    loop {
+        let mut chunk = Vec::with_capacity(DELETE_CHUNK_KEYS.min(64));
+        let from = resume.as_deref().map_or(lower, Bound::Excluded);
+        txn.scan(from, upper, &mut |key, _, _| {
             if !key.starts_with(prefix) {
                 return ControlFlow::Break(());
             }
-            keys.push(key.to_vec());
-            ControlFlow::Continue(())
-        },
-    )?;
-    Ok(keys)
-}
-
-fn range_keys(
-    view: &(impl KvRead + ?Sized),
-    min: Option<&[u8]>,
-    max: Option<&[u8]>,
-) -> StorageResult<Vec<Vec<u8>>> {
-    let mut keys = Vec::new();
-    view.scan(bound(min), bound(max), &mut |key, _, _| {
-        keys.push(key.to_vec());
-        ControlFlow::Continue(())
-    })?;
-    Ok(keys)
+            chunk.push(key.to_vec());
+            if chunk.len() == DELETE_CHUNK_KEYS {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })?;
+        for key in &chunk {
+            txn.remove(key)?;
+            removed.record(key);
+        }
+        if chunk.len() < DELETE_CHUNK_KEYS {
+            return Ok(());
+        }
+        resume = chunk.pop();
+    }
 }
 
 /// Gathers range entries up to a count and a byte budget, remembering whether it had to stop
@@ -218,7 +322,7 @@ impl RangeCollector {
     }
 
     fn offer(&mut self, key: &[u8], value: &[u8], revision: u64) -> ControlFlow<()> {
-        let size = key.len() + value.len();
+        let size = key_value_bytes(key.len(), value.len(), revision);
         let count_reached = self.count_limit != 0 && self.entries.len() as u64 >= self.count_limit;
         let budget_reached = !self.entries.is_empty() && self.bytes + size > self.byte_budget;
         if count_reached || budget_reached {

@@ -83,8 +83,18 @@ pub(crate) fn response() -> impl Strategy<Value = Response> {
         any::<u64>().prop_map(|revision| Response::Written { revision }),
         (any::<u64>(), any::<u64>())
             .prop_map(|(revision, deleted)| Response::Deleted { revision, deleted }),
-        (any::<u64>(), vec(bytes(), 0..4))
-            .prop_map(|(revision, keys)| Response::DeletedKeys { revision, keys }),
+        (
+            any::<u64>(),
+            vec(bytes(), 0..4),
+            any::<u64>(),
+            any::<bool>()
+        )
+            .prop_map(|(revision, keys, deleted, more)| Response::DeletedKeys {
+                revision,
+                keys,
+                deleted,
+                more
+            }),
         (
             any::<u64>(),
             any::<bool>(),

@@ -87,17 +87,26 @@ pub async fn start_cluster_with(size: usize, tweak: &dyn Fn(&mut Config)) -> Vec
     nodes
 }
 
-/// The typed detail of a dbadger error status, read the standard way: a `google.rpc.Status` in
-/// the status details holding a `dbadger.v1.ErrorDetail` packed in an `Any`. `None` when the
-/// status carries no such detail.
-pub fn error_detail(status: &tonic::Status) -> Option<dbadger_proto::v1::ErrorDetail> {
-    use prost::Message;
-    let rich = tonic_types::pb::Status::decode(status.details()).ok()?;
-    rich.details
-        .iter()
-        .find(|any| any.type_url == ERROR_DETAIL_TYPE_URL)
-        .and_then(|any| dbadger_proto::v1::ErrorDetail::decode(any.value.as_slice()).ok())
+/// Writes `value` under `key` through `db`, sending the write again while the node answers
+/// that it certainly did not apply it (no leader yet, the old leader unreachable) and the
+/// failover window lasts; returns the revision. Any other error, or one of unknown outcome,
+/// fails the test: only a write that did not apply may be sent again.
+pub async fn set_through_failover(db: &Db, key: &[u8], value: &[u8]) -> u64 {
+    let started = std::time::Instant::now();
+    loop {
+        match db.set(key, value).await {
+            Ok(revision) => return revision,
+            Err(error) if error.is_safe_to_retry() && started.elapsed() < FAILOVER_WINDOW => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(error) => panic!("write after failover: {error:?}"),
+        }
+    }
 }
 
-/// The `Any` type URL of `dbadger.v1.ErrorDetail`.
-pub const ERROR_DETAIL_TYPE_URL: &str = "type.googleapis.com/dbadger.v1.ErrorDetail";
+/// How long a test lets a cluster take to elect a new leader.
+pub const FAILOVER_WINDOW: Duration = Duration::from_secs(15);
+
+/// The typed detail of a dbadger error status, read the standard way: a `google.rpc.Status` in
+/// the status details holding a `dbadger.v1.ErrorDetail` packed in an `Any`.
+pub use dbadger_grpc::status::error_detail;

@@ -5,9 +5,11 @@
 use std::time::Instant;
 
 use dbadger::ReadPreference;
-use dbadger_tests::{REQUEST_TIMEOUT, restart, start_cluster};
+use dbadger_tests::{REQUEST_TIMEOUT, restart, set_through_failover, start_cluster};
 
-/// When the leader stops, the survivors elect a new one and writes continue through either.
+/// When the leader stops, the survivors elect a new one and writes continue through either;
+/// while there is no leader, writes are refused as certainly not applied, so the client may
+/// send them again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_failover_keeps_writes_going() {
     let mut nodes = start_cluster(3).await;
@@ -23,11 +25,8 @@ async fn leader_failover_keeps_writes_going() {
     let old = nodes.remove(leader);
     old.db.close().await;
     for (i, node) in nodes.iter().enumerate() {
-        let revision = node
-            .db
-            .set(format!("after-{i}"), b"2")
-            .await
-            .expect("write after failover");
+        let key = format!("after-{i}");
+        let revision = set_through_failover(&node.db, key.as_bytes(), b"2").await;
         assert!(revision > before);
     }
     for node in &nodes {

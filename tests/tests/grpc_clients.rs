@@ -3,9 +3,8 @@
 //! codes and a typed error detail, never a crash.
 
 use dbadger_proto::v1::kv_client::KvClient;
-use dbadger_proto::v1::{self, ErrorCode, ErrorDetail};
+use dbadger_proto::v1::{self, ErrorCode};
 use dbadger_tests::start_cluster;
-use prost::Message;
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -16,7 +15,7 @@ async fn client(addr: &str) -> KvClient<Channel> {
 }
 
 fn detail(status: &tonic::Status) -> ErrorCode {
-    let detail = ErrorDetail::decode(status.details()).expect("typed error detail");
+    let detail = dbadger_tests::error_detail(status).expect("typed error detail");
     ErrorCode::try_from(detail.code).expect("known code")
 }
 

@@ -42,8 +42,8 @@ fn with_timeout<T>(message: T, timeout: Duration) -> tonic::Request<T> {
 
 /// The code, detail code and outcome of an error status; panics when the detail is missing.
 fn classify(status: &tonic::Status) -> (Code, ErrorCode, Outcome) {
-    let detail = error_detail(status)
-        .unwrap_or_else(|| panic!("status without a typed detail: {status:?}"));
+    let detail =
+        error_detail(status).unwrap_or_else(|| panic!("status without a typed detail: {status:?}"));
     (
         status.code(),
         ErrorCode::try_from(detail.code).expect("known code"),
@@ -327,7 +327,11 @@ async fn bad_bytes_get_invalid_argument_with_a_typed_detail() {
             .expect_err("no such member");
         assert_eq!(
             classify(&unknown),
-            (Code::NotFound, ErrorCode::UnknownMember, Outcome::NotApplied)
+            (
+                Code::NotFound,
+                ErrorCode::UnknownMember,
+                Outcome::NotApplied
+            )
         );
         let status = cluster
             .status(v1::StatusRequest {})

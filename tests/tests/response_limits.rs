@@ -84,6 +84,7 @@ async fn get_many_answers_are_bounded() {
                     read_preference: preference,
                 })
                 .await
+                .map(|answer| answer.into_inner().encoded_len())
                 .expect_err("10 x 8 KiB exceeds 64 KiB");
             assert!(too_large(&over), "{over:?}");
         }
@@ -114,7 +115,11 @@ async fn range_answers_count_their_framing() {
             cut.entries.len(),
             cut.encoded_len()
         );
-        let whole = kv.get_range(range(1_000)).await.expect("range").into_inner();
+        let whole = kv
+            .get_range(range(1_000))
+            .await
+            .expect("range")
+            .into_inner();
         assert_eq!(whole.entries.len(), 1_000);
         let prefix = kv
             .get_prefix(v1::GetPrefixRequest {
@@ -146,7 +151,11 @@ async fn delete_range_answers_are_bounded() {
             .await
             .expect("delete range")
             .into_inner();
-        assert!(deleted.encoded_len() <= LIMIT_BYTES, "{}", deleted.encoded_len());
+        assert!(
+            deleted.encoded_len() <= LIMIT_BYTES,
+            "{}",
+            deleted.encoded_len()
+        );
         assert!(deleted.more);
         assert_eq!(deleted.deleted, 20_000);
         let left = kv

@@ -29,18 +29,28 @@
 //! your choosing. Built with `--cfg madsim`, the same node runs in the deterministic simulator
 //! (`dbadger-sim`) on the runtime in `simulation`.
 
+mod answers;
 mod db;
+mod handlers;
+mod membership;
 mod metrics;
 mod node;
+mod node_status;
+mod requests;
+mod routing;
 mod runtime;
 mod server;
 #[cfg(madsim)]
 pub mod simulation;
+mod start;
+mod start_error;
 mod timed_store;
 
-pub use db::{CompareAndSetOutcome, Db, Deleted, DeletedKeys, Range, StartError};
+pub use answers::{CompareAndSetOutcome, Deleted, DeletedKeys, Range};
+pub use db::Db;
 pub use dbadger_core::{
-    Command, Config, Expected, KeyValue, Limits, Lookup, NewValue, NodeId, PemSource, Query,
-    ReadPreference, RequestError as Error, Response, StartMode, TlsConfig, Versioned,
+    Command, Config, Expected, KeyValue, Limits, Lookup, NewValue, NodeId, Outcome, PemSource,
+    Query, ReadPreference, RequestError as Error, Response, StartMode, TlsConfig, Versioned,
 };
-pub use node::NodeStatus;
+pub use node_status::NodeStatus;
+pub use start_error::StartError;

@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::node::NodeStatus;
+use crate::node_status::NodeStatus;
 
 /// Labels of a finished request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -70,7 +70,9 @@ fn result_label(outcome: &Result<Response, RequestError>) -> &'static str {
         Err(RequestError::Unavailable { .. }) => "unavailable",
         Err(RequestError::Timeout { .. }) => "timeout",
         Err(RequestError::StorageFull { .. }) => "storage_full",
-        Err(RequestError::ShuttingDown) => "shutting_down",
+        Err(RequestError::ShuttingDown { .. }) => "shutting_down",
+        Err(RequestError::UnknownMember { .. }) => "unknown_member",
+        Err(RequestError::ResponseTooLarge { .. }) => "response_too_large",
         Err(_) => "internal",
     }
 }

@@ -21,9 +21,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
 
-use crate::db::StartError;
 use crate::node::Node;
 use crate::runtime::Runtime;
+use crate::start_error::StartError;
 use crate::timed_store::TimedStore;
 
 /// The running gRPC server: the signal that stops it and its task.
@@ -121,7 +121,8 @@ pub(crate) fn serve<S: StateMachineStore>(
 ) -> Result<ServerHandle, StartError> {
     use tonic::service::Routes;
 
-    let mut server = Server::builder();
+    // A body that is not protobuf is the client's INVALID_ARGUMENT, not tonic's INTERNAL.
+    let mut server = Server::builder().layer(dbadger_grpc::MalformedRequestLayer);
     if let Some(tls) = &services.tls {
         server = server
             .tls_config(tls.server_config())

@@ -52,9 +52,8 @@ impl v1::cluster_server::Cluster for ClusterService {
     ) -> Result<Response<v1::AddPeerResponse>, Status> {
         let request = request.into_inner();
         if request.id == 0 || request.addr.is_empty() {
-            return Err(Status::invalid_argument(
-                "add_peer needs a non-zero id and an address",
-            ));
+            let missing = if request.id == 0 { "id" } else { "addr" };
+            return Err(crate::WireError::MissingField(missing).into());
         }
         self.handler
             .add_peer(request.id, request.addr, request.learner_only)

@@ -1,6 +1,6 @@
 //! Errors of bytes arriving from the network, and their gRPC status.
 
-use dbadger_core::DecodeError;
+use dbadger_core::{DecodeError, InvalidArgument, RequestError};
 
 /// A wire message that cannot be turned into a dbadger value. The peer sent something
 /// malformed; the request is refused with `INVALID_ARGUMENT` and nothing changes.
@@ -24,8 +24,18 @@ pub enum WireError {
     Protocol(&'static str),
 }
 
+/// The request error a malformed message stands for: the sender's mistake, not applied.
+impl From<WireError> for RequestError {
+    fn from(error: WireError) -> RequestError {
+        RequestError::InvalidArgument(InvalidArgument::Malformed {
+            reason: error.to_string(),
+        })
+    }
+}
+
+/// `INVALID_ARGUMENT` with the `MALFORMED_REQUEST` detail.
 impl From<WireError> for tonic::Status {
     fn from(error: WireError) -> tonic::Status {
-        tonic::Status::invalid_argument(error.to_string())
+        crate::status::to_status(&RequestError::from(error))
     }
 }

@@ -10,7 +10,7 @@ use dbadger_core::codec::{
     decode_command, decode_query, decode_response, encode_command, encode_query, encode_response,
 };
 use dbadger_core::raft_types::NodeId;
-use dbadger_core::{Command, Query, RequestError, Response};
+use dbadger_core::{Command, Outcome, Query, RequestError, Response};
 use dbadger_proto::v1;
 use dbadger_proto::v1::raft_client::RaftClient;
 use futures_util::future::BoxFuture;
@@ -90,8 +90,8 @@ pub(crate) async fn serve_forward(
     handler: &dyn ForwardHandler,
     request: v1::ForwardRequest,
 ) -> Result<v1::ForwardResponse, Status> {
-    let malformed = |what: &str, error: dbadger_core::DecodeError| {
-        Status::invalid_argument(format!("malformed forwarded {what}: {error}"))
+    let malformed = |what: &'static str, source: dbadger_core::DecodeError| {
+        Status::from(crate::WireError::Decode { what, source })
     };
     let response = match request.request {
         Some(v1::forward_request::Request::Command(bytes)) => {
@@ -109,7 +109,7 @@ pub(crate) async fn serve_forward(
         Some(v1::forward_request::Request::RemoveMember(id)) => {
             handler.remove_member(id).await.map(|()| Response::Empty)
         }
-        None => return Err(Status::invalid_argument("empty forward request")),
+        None => return Err(crate::WireError::MissingField("request").into()),
     };
     match response {
         Ok(response) => Ok(v1::ForwardResponse {
@@ -119,11 +119,21 @@ pub(crate) async fn serve_forward(
     }
 }
 
+/// The largest forwarded answer a [`Forwarder`] accepts by default: tonic's 4 MiB.
+const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 << 20;
+
 /// Sends requests to other nodes' `Raft.Forward`, keeping one channel per address.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Forwarder {
     transport: PeerTransport,
     channels: Arc<Mutex<HashMap<String, RaftClient<Channel>>>>,
+    max_message_bytes: usize,
+}
+
+impl Default for Forwarder {
+    fn default() -> Forwarder {
+        Forwarder::new(PeerTransport::default())
+    }
 }
 
 impl fmt::Debug for Forwarder {
@@ -138,6 +148,17 @@ impl Forwarder {
         Forwarder {
             transport,
             channels: Arc::default(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+
+    /// The same forwarder accepting answers up to `max_message_bytes`. A node sets it above
+    /// the largest answer its response limit allows, so that an applied write's answer always
+    /// comes back.
+    pub fn with_max_message_bytes(self, max_message_bytes: usize) -> Forwarder {
+        Forwarder {
+            max_message_bytes,
+            ..self
         }
     }
 
@@ -149,18 +170,17 @@ impl Forwarder {
         if let Some(client) = channels.get(addr) {
             return Ok(client.clone());
         }
-        let endpoint =
-            self.transport
-                .endpoint(addr)
-                .map_err(|reason| RequestError::Unavailable {
-                    reason,
-                    leader: None,
-                })?;
+        let endpoint = self
+            .transport
+            .endpoint(addr)
+            .map_err(|reason| RequestError::unavailable(reason, Outcome::NotApplied))?;
         let client = RaftClient::new(
             endpoint
                 .connect_timeout(Duration::from_secs(1))
                 .connect_lazy(),
-        );
+        )
+        .max_decoding_message_size(self.max_message_bytes)
+        .max_encoding_message_size(self.max_message_bytes);
         channels.insert(addr.to_owned(), client.clone());
         Ok(client)
     }
@@ -179,12 +199,17 @@ impl Forwarder {
         let reply = match tokio::time::timeout(deadline, client.forward(grpc_request)).await {
             Ok(Ok(reply)) => reply.into_inner(),
             Ok(Err(status)) if connection_refused(&status) => {
-                return Err(ForwardError::not_delivered(from_status(&status)));
+                let error = RequestError::unavailable(
+                    format!("{addr} refused the connection"),
+                    Outcome::NotApplied,
+                );
+                return Err(ForwardError::not_delivered(error));
             }
             Ok(Err(status)) => return Err(ForwardError::delivered(from_status(&status))),
             Err(_) => {
                 return Err(ForwardError::delivered(RequestError::Timeout {
                     deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+                    outcome: Outcome::Unknown,
                 }));
             }
         };

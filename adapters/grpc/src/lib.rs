@@ -17,6 +17,8 @@ pub mod convert;
 mod error;
 mod forward;
 mod kv_service;
+#[cfg(not(madsim))]
+mod malformed_request;
 mod raft_client;
 mod raft_service;
 pub mod status;
@@ -27,6 +29,8 @@ pub use cluster_service::{ClusterHandler, ClusterService};
 pub use error::WireError;
 pub use forward::{ForwardError, ForwardHandler, Forwarder};
 pub use kv_service::{KvHandler, KvService};
+#[cfg(not(madsim))]
+pub use malformed_request::{MalformedRequest, MalformedRequestLayer};
 pub use raft_client::{GrpcNetwork, GrpcRaftClient};
 pub use raft_service::RaftService;
 pub use tls::{PeerTransport, TlsMaterial};

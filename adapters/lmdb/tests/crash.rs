@@ -142,7 +142,13 @@ fn apply_through(log: &impl LogStore, machine: &impl StateMachineStore, through:
     }
     for entry in log.entries(from, through + 1).expect("read log") {
         if let EntryPayload::Normal(command) = &entry.payload {
-            rules::apply(command, entry.log_id.index, &mut txn).expect("apply");
+            rules::apply(
+                command,
+                entry.log_id.index,
+                &mut txn,
+                &dbadger_core::Limits::default(),
+            )
+            .expect("apply");
         }
         state.last_applied = Some(entry.log_id);
     }
@@ -267,7 +273,13 @@ fn verify(dir: &Path, acknowledged: &Acknowledged, iteration: u64) {
         let mut txn = replay.write().expect("replay txn");
         for entry in &entries[..applied_index as usize] {
             if let EntryPayload::Normal(command) = &entry.payload {
-                rules::apply(command, entry.log_id.index, &mut txn).expect("replay");
+                rules::apply(
+                    command,
+                    entry.log_id.index,
+                    &mut txn,
+                    &dbadger_core::Limits::default(),
+                )
+                .expect("replay");
             }
         }
         txn.commit().expect("replay commit");

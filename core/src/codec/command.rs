@@ -207,6 +207,9 @@ const CAS_RESULT: u8 = 4;
 const VALUE: u8 = 5;
 const VALUES: u8 = 6;
 const RANGE: u8 = 7;
+/// `DELETED_KEYS` with the full count and `more` (the key list is bounded by the response
+/// limit). Written from this version on; the older tag still decodes, as a complete list.
+const DELETED_KEYS_BOUNDED: u8 = 8;
 
 pub(crate) fn write_response(w: &mut Writer, response: &Response) {
     match response {
@@ -220,10 +223,17 @@ pub(crate) fn write_response(w: &mut Writer, response: &Response) {
             w.u64(*revision);
             w.u64(*deleted);
         }
-        Response::DeletedKeys { revision, keys } => {
-            w.u8(DELETED_KEYS);
+        Response::DeletedKeys {
+            revision,
+            keys,
+            deleted,
+            more,
+        } => {
+            w.u8(DELETED_KEYS_BOUNDED);
             w.u64(*revision);
             write_byte_strings(w, keys);
+            w.u64(*deleted);
+            w.bool(*more);
         }
         Response::CompareAndSet {
             revision,
@@ -271,9 +281,21 @@ pub(crate) fn read_response(r: &mut Reader<'_>) -> Result<Response, DecodeError>
             revision: r.u64("revision")?,
             deleted: r.u64("deleted count")?,
         },
-        DELETED_KEYS => Response::DeletedKeys {
+        DELETED_KEYS => {
+            let revision = r.u64("revision")?;
+            let keys = read_byte_strings(r, "deleted keys")?;
+            Response::DeletedKeys {
+                revision,
+                deleted: keys.len() as u64,
+                more: false,
+                keys,
+            }
+        }
+        DELETED_KEYS_BOUNDED => Response::DeletedKeys {
             revision: r.u64("revision")?,
             keys: read_byte_strings(r, "deleted keys")?,
+            deleted: r.u64("deleted count")?,
+            more: r.bool("more")?,
         },
         CAS_RESULT => Response::CompareAndSet {
             revision: r.u64("revision")?,

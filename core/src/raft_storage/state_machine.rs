@@ -7,6 +7,7 @@ use futures_util::{Stream, TryStreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{AsyncRuntime, EntryPayload, OptionalSend, RaftSnapshotBuilder, Snapshot};
 
+use crate::limits::Limits;
 use crate::raft_types::{LogId, RaftTypes, SnapshotMeta, StoredMembership};
 use crate::response::Response;
 use crate::rules;
@@ -18,20 +19,32 @@ use crate::storage::{StateMachineStore, StateRead, StateWrite};
 #[derive(Debug)]
 pub struct RaftStateMachineStore<S> {
     store: Arc<S>,
+    limits: Limits,
 }
 
 impl<S> Clone for RaftStateMachineStore<S> {
     fn clone(&self) -> Self {
         RaftStateMachineStore {
             store: Arc::clone(&self.store),
+            limits: self.limits,
         }
     }
 }
 
 impl<S: StateMachineStore> RaftStateMachineStore<S> {
-    /// Wraps a state-machine store.
+    /// Wraps a state-machine store; answers are bounded by the default [`Limits`].
     pub fn new(store: Arc<S>) -> RaftStateMachineStore<S> {
-        RaftStateMachineStore { store }
+        RaftStateMachineStore {
+            store,
+            limits: Limits::default(),
+        }
+    }
+
+    /// The same store with the node's limits: the answers of applied commands (the keys a
+    /// `DeleteRange` lists) are bounded by `limits.max_response_bytes`. Only the answer is
+    /// bounded, never the write, so replicas with other limits still reach the same state.
+    pub fn with_limits(self, limits: Limits) -> RaftStateMachineStore<S> {
+        RaftStateMachineStore { limits, ..self }
     }
 
     /// The underlying store, for reads.
@@ -93,7 +106,7 @@ where
             let response = match &entry.payload {
                 EntryPayload::Blank => Response::Empty,
                 EntryPayload::Normal(command) => {
-                    rules::apply(command, entry.log_id.index, &mut txn)?
+                    rules::apply(command, entry.log_id.index, &mut txn, &self.limits)?
                 }
                 EntryPayload::Membership(membership) => {
                     applied.membership =

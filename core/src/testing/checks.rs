@@ -117,7 +117,7 @@ fn apply_commands(store: &impl StateMachineStore, first: u64, commands: &[Comman
     for (offset, command) in commands.iter().enumerate() {
         let index = first + offset as u64;
         let mut txn = store.write().expect("write txn");
-        rules::apply(command, index, &mut txn).expect("apply");
+        rules::apply(command, index, &mut txn, &Limits::default()).expect("apply");
         let mut state = txn.applied_state().expect("applied state");
         state.last_applied = Some(log_id(1, index));
         txn.set_applied_state(&state).expect("set applied");
@@ -483,10 +483,11 @@ pub(super) fn agrees_with_reference_model<F: StoreFactory>(factory: &F, seed: u6
     for index in 1..=200u64 {
         let command = workload.command();
         let mut txn = machine.write().expect("write txn");
-        let actual = rules::apply(&command, index, &mut txn).expect("apply");
+        let actual = rules::apply(&command, index, &mut txn, &Limits::default()).expect("apply");
         txn.commit().expect("commit");
         let mut reference_txn = reference.write().expect("reference txn");
-        let expected = rules::apply(&command, index, &mut reference_txn).expect("reference apply");
+        let expected = rules::apply(&command, index, &mut reference_txn, &Limits::default())
+            .expect("reference apply");
         reference_txn.commit().expect("reference commit");
         assert_eq!(actual, expected, "seed {seed} step {index}: {command:?}");
         let query = Query::GetRange {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::answer_size;
 use crate::command::{Command, Expected, NewValue};
 use crate::limits::Limits;
 use crate::query::Query;
@@ -31,8 +32,9 @@ impl Model {
         })
     }
 
-    /// Applies `command` as the write at `revision`.
-    pub fn apply(&mut self, command: &Command, revision: u64) -> Response {
+    /// Applies `command` as the write at `revision`; answers that list keys list them up to
+    /// `limits.max_response_bytes` of encoded size.
+    pub fn apply(&mut self, command: &Command, revision: u64, limits: &Limits) -> Response {
         match command {
             Command::Set { key, value } => {
                 self.map.insert(key.clone(), (value.clone(), revision));
@@ -76,7 +78,22 @@ impl Model {
                 for key in &keys {
                     self.map.remove(key);
                 }
-                Response::DeletedKeys { revision, keys }
+                let budget = entry_budget(limits);
+                let mut bytes = 0;
+                let listed: Vec<Vec<u8>> = keys
+                    .iter()
+                    .take_while(|key| {
+                        bytes += answer_size::key_bytes(key.len());
+                        bytes <= budget
+                    })
+                    .cloned()
+                    .collect();
+                Response::DeletedKeys {
+                    revision,
+                    deleted: keys.len() as u64,
+                    more: listed.len() < keys.len(),
+                    keys: listed,
+                }
             }
             Command::DeleteAll => {
                 let deleted = self.map.len() as u64;
@@ -111,12 +128,14 @@ impl Model {
         }
     }
 
-    /// Answers `query` under `limits`.
-    pub fn read(&self, query: &Query, limits: &Limits) -> Response {
-        match query {
+    /// Answers `query` under `limits`; `None` when the answer cannot fit the response limit
+    /// (a `GetMany` has no `more` to cut it short with).
+    pub fn read(&self, query: &Query, limits: &Limits) -> Option<Response> {
+        Some(match query {
             Query::Get { key } => Response::Value(self.entry(key)),
-            Query::GetMany { keys } => Response::Values(
-                keys.iter()
+            Query::GetMany { keys } => {
+                let lookups: Vec<Lookup> = keys
+                    .iter()
                     .map(|key| Lookup {
                         key: key.clone(),
                         found: self.map.get(key).map(|(value, revision)| Versioned {
@@ -124,15 +143,30 @@ impl Model {
                             revision: *revision,
                         }),
                     })
-                    .collect(),
-            ),
+                    .collect();
+                let bytes: usize = lookups
+                    .iter()
+                    .map(|lookup| match &lookup.found {
+                        Some(found) => answer_size::lookup_bytes(
+                            lookup.key.len(),
+                            found.value.len(),
+                            found.revision,
+                        ),
+                        None => answer_size::lookup_bytes(lookup.key.len(), 0, 0),
+                    })
+                    .sum();
+                if bytes > entry_budget(limits) {
+                    return None;
+                }
+                Response::Values(lookups)
+            }
             Query::GetPrefix { prefix } => self.cut(|key| key.starts_with(prefix), 0, limits),
             Query::GetRange { min, max, count } => self.cut(
                 |key| in_range(key, min.as_deref(), max.as_deref()),
                 *count,
                 limits,
             ),
-        }
+        })
     }
 
     /// All matching entries, then cut at `count` or where the byte budget would be exceeded
@@ -147,9 +181,10 @@ impl Model {
         let mut kept = Vec::new();
         let mut bytes = 0;
         for entry in &all {
-            let size = entry.key.len() + entry.value.len();
+            let size =
+                answer_size::key_value_bytes(entry.key.len(), entry.value.len(), entry.revision);
             let full = count != 0 && kept.len() as u64 == count;
-            let over = !kept.is_empty() && bytes + size > limits.max_response_bytes;
+            let over = !kept.is_empty() && bytes + size > entry_budget(limits);
             if full || over {
                 break;
             }
@@ -162,6 +197,13 @@ impl Model {
             more,
         }
     }
+}
+
+/// The bytes the repeated part of an answer may take.
+fn entry_budget(limits: &Limits) -> usize {
+    limits
+        .max_response_bytes
+        .saturating_sub(answer_size::ANSWER_OVERHEAD_BYTES)
 }
 
 fn in_range(key: &[u8], min: Option<&[u8]>, max: Option<&[u8]>) -> bool {

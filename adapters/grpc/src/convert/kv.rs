@@ -7,7 +7,7 @@ use dbadger_proto::v1;
 
 use crate::WireError;
 
-/// The read preference a request asks for; unknown numbers are refused.
+/// The read preference a request asks for; unknown numbers are refused (`MALFORMED_REQUEST`).
 pub fn read_preference(value: i32) -> Result<ReadPreference, WireError> {
     match v1::ReadPreference::try_from(value) {
         Ok(v1::ReadPreference::Leader) => Ok(ReadPreference::Leader),
@@ -124,11 +124,16 @@ pub fn delete_response(response: Response) -> Result<v1::DeleteResponse, Request
 /// The reply to a `DeleteRange`.
 pub fn delete_range_response(response: Response) -> Result<v1::DeleteRangeResponse, RequestError> {
     match response {
-        Response::DeletedKeys { revision, keys } => Ok(v1::DeleteRangeResponse {
+        Response::DeletedKeys {
             revision,
-            deleted: keys.len() as u64,
             keys,
-            more: false,
+            deleted,
+            more,
+        } => Ok(v1::DeleteRangeResponse {
+            revision,
+            keys,
+            deleted,
+            more,
         }),
         other => Err(unexpected(&other)),
     }

@@ -46,18 +46,34 @@ pub(crate) struct NotForwarding;
 
 impl ForwardHandler for NotForwarding {
     fn write(&self, _: Command) -> BoxFuture<'_, Result<Response, RequestError>> {
-        Box::pin(async { Err(RequestError::ShuttingDown) })
+        Box::pin(async {
+            Err(RequestError::ShuttingDown {
+                outcome: dbadger_core::Outcome::NotApplied,
+            })
+        })
     }
 
     fn linearizable_read(&self, _: Query) -> BoxFuture<'_, Result<Response, RequestError>> {
-        Box::pin(async { Err(RequestError::ShuttingDown) })
+        Box::pin(async {
+            Err(RequestError::ShuttingDown {
+                outcome: dbadger_core::Outcome::NotApplied,
+            })
+        })
     }
 
     fn add_member(&self, _: u64, _: String, _: bool) -> BoxFuture<'_, Result<(), RequestError>> {
-        Box::pin(async { Err(RequestError::ShuttingDown) })
+        Box::pin(async {
+            Err(RequestError::ShuttingDown {
+                outcome: dbadger_core::Outcome::NotApplied,
+            })
+        })
     }
 
     fn remove_member(&self, _: u64) -> BoxFuture<'_, Result<(), RequestError>> {
-        Box::pin(async { Err(RequestError::ShuttingDown) })
+        Box::pin(async {
+            Err(RequestError::ShuttingDown {
+                outcome: dbadger_core::Outcome::NotApplied,
+            })
+        })
     }
 }

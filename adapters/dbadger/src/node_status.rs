@@ -1,0 +1,38 @@
+//! [`NodeStatus`]: a node's view of the cluster at one moment.
+
+use dbadger_core::raft_types::NodeId;
+
+/// A node's view of the cluster at one moment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// This node's id.
+    pub id: NodeId,
+    /// The leader this node knows of.
+    pub leader: Option<(NodeId, String)>,
+    /// Every member: id, address, voter or learner.
+    pub members: Vec<(NodeId, String, bool)>,
+    /// The current term.
+    pub term: u64,
+    /// The last log index this node knows to be committed.
+    pub committed_index: u64,
+    /// The index of the last entry applied here.
+    pub applied_index: u64,
+    /// The index of the last entry in this node's log.
+    pub last_log_index: u64,
+    /// The last index covered by this node's current snapshot (0 for none).
+    pub snapshot_index: u64,
+    /// The last index removed from this node's log (0 for none).
+    pub purged_index: u64,
+    /// Whether this node leads.
+    pub is_leader: bool,
+    /// The server state: "leader", "follower", "candidate", "learner" or "shutdown".
+    pub state: &'static str,
+}
+
+impl NodeStatus {
+    /// Whether the node can serve: it knows a leader and has applied everything it knows to
+    /// be committed.
+    pub fn is_ready(&self) -> bool {
+        self.leader.is_some() && self.applied_index >= self.committed_index
+    }
+}

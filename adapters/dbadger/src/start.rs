@@ -1,0 +1,198 @@
+//! Starting a node: opening its store, binding its port, starting openraft and the server,
+//! then bootstrapping, joining or resuming as the configuration says.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use dbadger_core::raft_storage::{RaftLog, RaftStateMachineStore};
+use dbadger_core::raft_types::{Node as NodeAddress, NodeId, RaftTypes, Vote};
+use dbadger_core::storage::memory::{MemoryLogStore, MemoryStateMachine};
+use dbadger_core::storage::{LogStore, StateMachineStore};
+use dbadger_core::{Config, PemSource, StartMode, TlsConfig};
+use dbadger_grpc::{Forwarder, GrpcNetwork, PeerTransport, RaftService, TlsMaterial};
+use dbadger_lmdb::{LmdbOptions, LmdbStore};
+use openraft::Raft;
+use tokio::time::Instant;
+
+use crate::db::Db;
+use crate::metrics::Metrics;
+use crate::node::Node;
+use crate::runtime::Runtime;
+use crate::server::{Listener, Services, StopSignal};
+use crate::start_error::StartError;
+use crate::timed_store::TimedStore;
+
+/// A fresh node id from the operating system's randomness (the hasher keys of `RandomState`)
+/// and the clock; drawn once per data directory and stored.
+fn random_node_id() -> NodeId {
+    let mut hasher = RandomState::new().build_hasher();
+    hasher.write_u128(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos()),
+    );
+    hasher.finish().max(1)
+}
+
+/// A leader that restarts would resume leading its term (openraft restores a committed vote
+/// for itself as leadership). But its own log may have lost entries it replicated before the
+/// crash, ones a quorum of followers stored and that were acknowledged: resuming, it would
+/// write different entries at the same indices under the same leader id, and the logs would
+/// diverge. (Found by the simulator, seed 1600.) So on start a committed vote for this node is
+/// stored back as an uncommitted one: the node rejoins as a follower, and only a node holding
+/// every committed entry can win the next election.
+fn step_down_after_restart(log: &impl LogStore, id: NodeId) -> Result<(), StartError> {
+    if let Some(vote) = log.vote()?
+        && vote.is_committed()
+        && vote.leader_id.node_id == id
+    {
+        log.save_vote(&Vote::new(vote.leader_id.term, id))?;
+    }
+    Ok(())
+}
+
+/// The largest gRPC message a node accepts, on its server and from the nodes it forwards to:
+/// room for the largest valid request plus framing (so that a request just over the limit
+/// reaches validation and gets its typed error), and for the largest answer the response limit
+/// allows in the forwarding codec, whose framing per entry can be up to three times protobuf's
+/// (so that an applied write's answer always comes back to the follower that forwarded it).
+fn max_message_bytes(config: &Config) -> usize {
+    let limits = &config.limits;
+    (limits.max_request_bytes * 2)
+        .max(limits.max_response_bytes.saturating_mul(3))
+        .saturating_add(1 << 20)
+        .max(4 << 20)
+}
+
+/// Reads the PEM material of a TLS configuration (inline bytes or files).
+fn load_tls(tls: &TlsConfig) -> Result<TlsMaterial, StartError> {
+    let read = |source: &PemSource, what: &str| match source {
+        PemSource::Bytes(bytes) => Ok(bytes.clone()),
+        PemSource::Path(path) => std::fs::read(path).map_err(|error| {
+            StartError::Tls(format!(
+                "cannot read the {what} {}: {error}",
+                path.display()
+            ))
+        }),
+    };
+    Ok(TlsMaterial::new(
+        read(&tls.ca, "CA certificate")?,
+        read(&tls.cert, "certificate")?,
+        read(&tls.key, "private key")?,
+    ))
+}
+
+impl Db {
+    /// Starts a node: opens its store (LMDB in `data_dir`, or memory), binds `bind`, starts
+    /// openraft, and bootstraps, joins or resumes as `config.start` says.
+    pub async fn start(config: Config) -> Result<Db, StartError> {
+        config.validate()?;
+        if config.in_memory {
+            let log = MemoryLogStore::new();
+            let machine = MemoryStateMachine::new();
+            Db::start_with_storage(config, random_node_id(), log, machine).await
+        } else {
+            let options = LmdbOptions {
+                max_size_bytes: config.max_storage_bytes,
+                snapshot_retain: config.snapshot_retain,
+                ..LmdbOptions::default()
+            };
+            let store = LmdbStore::open(&config.data_dir, options)?;
+            let id = store.node_id(random_node_id)?;
+            let (log, machine) = store.into_parts();
+            Db::start_with_storage(config, id, log, machine).await
+        }
+    }
+
+    /// Starts a node with id `id` on stores of the caller's choosing (`config.data_dir` and
+    /// `config.in_memory` are then not used). The stores must keep the contracts of
+    /// [`LogStore`] and [`StateMachineStore`]; `id` must be the one the stores were first
+    /// started with. The simulator starts its nodes this way, on its fault-injecting store.
+    pub async fn start_with_storage<L: LogStore, S: StateMachineStore>(
+        config: Config,
+        id: NodeId,
+        log: L,
+        machine: S,
+    ) -> Result<Db, StartError> {
+        config.validate()?;
+        let raft_config = Arc::new(config.raft_config()?);
+        let patience = Duration::from_millis(raft_config.election_timeout_max);
+        let listener = Listener::bind(&config.bind)?;
+        let addr = config
+            .advertise
+            .clone()
+            .unwrap_or_else(|| listener.local_addr().to_string());
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
+        let transport = PeerTransport::new(tls.as_ref());
+        let metrics = Metrics::new();
+        let store = Arc::new(TimedStore::new(machine, Arc::clone(&metrics)));
+        step_down_after_restart(&log, id)?;
+        let raft: Raft<RaftTypes<Runtime>, _> = Raft::new(
+            id,
+            raft_config,
+            GrpcNetwork::<<S as StateMachineStore>::Snapshot>::new(
+                transport.clone(),
+                Duration::from_secs(1),
+                config.heartbeat_timeout,
+            ),
+            RaftLog::new(Arc::new(log)),
+            RaftStateMachineStore::new(Arc::clone(&store)).with_limits(config.limits),
+        )
+        .await
+        .map_err(|error| StartError::Raft(error.to_string()))?;
+        let max_message_bytes = max_message_bytes(&config);
+        let node = Arc::new(Node {
+            id,
+            addr: addr.clone(),
+            raft: raft.clone(),
+            store: Arc::clone(&store),
+            forwarder: Forwarder::new(transport).with_max_message_bytes(max_message_bytes),
+            limits: config.limits,
+            request_timeout: config.request_timeout,
+            patience,
+            metrics: Arc::clone(&metrics),
+        });
+        let stop = StopSignal::new();
+        let services = Services {
+            raft: RaftService::new(
+                raft.clone(),
+                store,
+                Arc::clone(&node) as Arc<dyn dbadger_grpc::ForwardHandler>,
+                stop.fired(),
+            ),
+            node: Arc::clone(&node),
+            tls,
+            max_message_bytes,
+        };
+        let server = crate::server::serve(listener, services, stop)?;
+        let db = Db {
+            engine: node,
+            server: Arc::new(std::sync::Mutex::new(Some(server))),
+            addr: addr.clone(),
+            request_timeout: config.request_timeout,
+        };
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|error| StartError::Raft(error.to_string()))?;
+        match &config.start {
+            StartMode::Bootstrap if !initialized => {
+                let members = std::collections::BTreeMap::from([(id, NodeAddress { addr })]);
+                raft.initialize(members)
+                    .await
+                    .map_err(|error| StartError::Raft(error.to_string()))?;
+            }
+            StartMode::Join(seeds) if !initialized => {
+                let deadline = Instant::now() + config.request_timeout.max(Duration::from_secs(30));
+                if let Err(error) = db.engine.join(seeds.clone(), deadline).await {
+                    db.close().await;
+                    return Err(StartError::Join(error));
+                }
+            }
+            _ => {}
+        }
+        Ok(db)
+    }
+}

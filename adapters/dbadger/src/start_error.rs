@@ -1,0 +1,32 @@
+//! [`StartError`]: why a node could not start.
+
+use dbadger_core::{ConfigError, RequestError, StorageError};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration breaks a rule.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The data directory could not be opened.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// openraft refused to start.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The TLS material could not be read or used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// Joining the cluster failed.
+    #[error("joining the cluster failed: {0}")]
+    Join(RequestError),
+}
