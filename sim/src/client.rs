@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use dbadger_core::Outcome;
 use dbadger_grpc::status::from_status;
 use dbadger_proto::v1;
 use dbadger_proto::v1::kv_client::KvClient;
@@ -106,16 +107,13 @@ fn with_timeout<T>(message: T) -> tonic::Request<T> {
     request
 }
 
-/// Classifies a failed call: reads and rejected requests changed nothing; anything else may
-/// have been applied.
+/// Classifies a failed call by what the node said became of it: a write reported "not
+/// applied" is recorded as failed, and the checkers then hold the node to it (a failed write
+/// must never be seen applied); one of unknown outcome may or may not have happened. A read
+/// changed nothing whatever the answer.
 fn failure(status: &tonic::Status, is_write: bool) -> Reply {
     let error = from_status(status);
-    let definite = !is_write
-        || matches!(
-            status.code(),
-            Code::InvalidArgument | Code::ResourceExhausted | Code::FailedPrecondition
-        );
-    if definite {
+    if !is_write || error.outcome() == Outcome::NotApplied {
         Reply::Failed(error.to_string())
     } else {
         Reply::Unknown(error.to_string())

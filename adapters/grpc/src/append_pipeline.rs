@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use tonic::Streaming;
 
 use crate::convert::raft as wire;
-use crate::raft_client::Failure;
+use crate::rpc_failure::Failure;
 
 type Types<RT> = RaftTypes<RT>;
 

@@ -21,6 +21,7 @@ mod kv_service;
 mod malformed_request;
 mod raft_client;
 mod raft_service;
+mod rpc_failure;
 pub mod status;
 mod tls;
 

@@ -12,7 +12,7 @@ use dbadger_proto::v1::raft_client::RaftClient;
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, Stream, StreamExt};
-use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::errors::{RPCError, ReplicationClosed, StreamingError};
 use openraft::network::v2::RaftNetworkV2;
 use openraft::network::{RPCOption, RaftNetworkFactory};
 use openraft::raft::{
@@ -24,6 +24,7 @@ use tonic::transport::Channel;
 
 use crate::PeerTransport;
 use crate::append_pipeline::{PipelineRequests, pipeline};
+use crate::rpc_failure::Failure;
 
 use crate::SNAPSHOT_CHUNK_BYTES;
 use crate::convert::raft as wire;
@@ -118,46 +119,6 @@ impl<D> GrpcRaftClient<D> {
     /// How long to wait for an answer: openraft's deadline, but never less than the floor.
     fn deadline(&self, option: &RPCOption) -> Duration {
         option.hard_ttl().max(self.min_rpc_timeout)
-    }
-}
-
-/// Why an RPC failed, before it is shaped into the error type the caller needs.
-pub(crate) enum Failure {
-    /// The peer could not be reached (connection refused, bad address, timed out): openraft
-    /// backs off.
-    Unreachable(String),
-    /// The peer answered with an error or garbage.
-    Network(String),
-}
-
-impl Failure {
-    pub(crate) fn from_status(status: &tonic::Status) -> Failure {
-        match status.code() {
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
-                Failure::Unreachable(status.to_string())
-            }
-            _ => Failure::Network(status.to_string()),
-        }
-    }
-
-    pub(crate) fn into_rpc<RT: AsyncRuntime>(self) -> RPCError<Types<RT>> {
-        match self {
-            Failure::Unreachable(message) => {
-                RPCError::Unreachable(Unreachable::from_string(message))
-            }
-            Failure::Network(message) => RPCError::Network(NetworkError::from_string(message)),
-        }
-    }
-
-    fn into_streaming<RT: AsyncRuntime>(self) -> StreamingError<Types<RT>> {
-        match self {
-            Failure::Unreachable(message) => {
-                StreamingError::Unreachable(Unreachable::from_string(message))
-            }
-            Failure::Network(message) => {
-                StreamingError::Network(NetworkError::from_string(message))
-            }
-        }
     }
 }
 

@@ -98,7 +98,6 @@ impl Shared {
             options,
         };
         shared.check_format_version()?;
-        crate::snapshot_files::remove_partial_files(&shared.snapshot_dir)?;
         Ok(shared)
     }
 

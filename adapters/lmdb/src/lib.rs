@@ -88,6 +88,8 @@ impl LmdbStore {
     /// Opening the same directory twice in one process is refused while the first is open.
     pub fn open(data_dir: &Path, options: LmdbOptions) -> StorageResult<LmdbStore> {
         let shared = Arc::new(environment::Shared::open(data_dir, options)?);
+        // A crash during a snapshot write leaves a partial file; none is ever read.
+        snapshot_files::remove_partial_files(&shared.snapshot_dir)?;
         Ok(LmdbStore {
             log: LmdbLogStore::start(Arc::clone(&shared))?,
             state_machine: LmdbStateMachine::new(shared),
