@@ -1,18 +1,28 @@
 //! The `dbadger` binary.
 //!
-//! `dbadger node ...` runs a node: it logs to stderr and stops gracefully on SIGINT or SIGTERM.
-//! The terminal UI and the etcdctl-style client commands (`get`, `put`, `del`, ...) come later;
-//! until then `--headless` is implied.
+//! - `dbadger node ...` runs a node: on a terminal it shows the terminal UI, with `--headless`
+//!   (or without a terminal) it logs to stderr; SIGINT or SIGTERM stop it gracefully.
+//! - `dbadger get|put|del|cas|status|members|snapshot|recover ...` are client commands in the
+//!   style of etcdctl, talking to the nodes named by `--endpoints`.
+//! - `dbadger certs` writes a test certificate authority and certificates for mutual TLS.
+//!
+//! Exit codes of the client commands: 0 success, 1 other error, 2 usage error, 3 not found,
+//! 4 compare-and-set failed, 5 unavailable.
 
+mod certs;
+mod client;
+mod logging;
 mod node;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use client::{cluster, kv};
+
 /// dbadger: a distributed, embeddable key-value database.
 #[derive(Debug, Parser)]
-#[command(name = "dbadger", version, about)]
+#[command(name = "dbadger", version, about, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
@@ -22,11 +32,66 @@ struct Cli {
 enum Commands {
     /// Run a node.
     Node(node::NodeArgs),
+    /// Read a key, a prefix (--prefix) or an inclusive range (FROM TO).
+    Get(kv::GetArgs),
+    /// Write a value (from the argument, or stdin).
+    Put(kv::PutArgs),
+    /// Delete a key, a prefix (--prefix) or an inclusive range (FROM TO); prints the count.
+    Del(kv::DelArgs),
+    /// Compare-and-set: change a key only if it holds a value, a revision, or nothing.
+    Cas(kv::CasArgs),
+    /// Each endpoint's view of the cluster.
+    Status(cluster::StatusArgs),
+    /// List, add, remove or promote members.
+    Members(cluster::MembersArgs),
+    /// Save a snapshot to a file or restore one (not available yet).
+    Snapshot(cluster::SnapshotArgs),
+    /// Recover a cluster from a single survivor (not available yet).
+    Recover(cluster::RecoverArgs),
+    /// Write a test CA and node certificates for mutual TLS.
+    Certs(certs::CertsArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Commands::Node(args) => node::run(args),
+        Commands::Get(args) => {
+            let client = args.client().clone();
+            client::run(&client, |endpoints, output| {
+                kv::get(args, endpoints, output)
+            })
+        }
+        Commands::Put(args) => {
+            let client = args.client().clone();
+            client::run(&client, |endpoints, output| {
+                kv::put(args, endpoints, output)
+            })
+        }
+        Commands::Del(args) => {
+            let client = args.client().clone();
+            client::run(&client, |endpoints, output| {
+                kv::del(args, endpoints, output)
+            })
+        }
+        Commands::Cas(args) => {
+            let client = args.client().clone();
+            client::run(&client, |endpoints, output| {
+                kv::cas(args, endpoints, output)
+            })
+        }
+        Commands::Status(args) => client::run(args.client(), cluster::status),
+        Commands::Members(args) => {
+            let client = args.client().clone();
+            client::run(&client, |endpoints, output| {
+                cluster::members(args, endpoints, output)
+            })
+        }
+        Commands::Snapshot(args) => {
+            let client = args.client().clone();
+            client::run(&client, |endpoints, _| cluster::snapshot(args, endpoints))
+        }
+        Commands::Recover(args) => client::run(args.client(), |_, _| async { cluster::recover() }),
+        Commands::Certs(args) => certs::run(args),
     }
 }

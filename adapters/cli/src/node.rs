@@ -6,7 +6,10 @@ use std::process::ExitCode;
 use clap::Args;
 use dbadger::{Config, Db, PemSource, StartMode, TlsConfig};
 
-/// The flags of `dbadger node` (DESIGN.md §5).
+use crate::logging::{self, LogFormat};
+
+/// The flags of `dbadger node`, each also settable through the environment variable named in
+/// its help.
 #[derive(Debug, Args)]
 pub(crate) struct NodeArgs {
     /// Data directory (LMDB environment and snapshots).
@@ -19,30 +22,37 @@ pub(crate) struct NodeArgs {
     #[arg(long, env = "DBADGER_ADVERTISE")]
     advertise: Option<String>,
     /// Create a new one-node cluster (ignored when the data directory already holds one).
-    #[arg(long)]
+    #[arg(long, env = "DBADGER_BOOTSTRAP")]
     bootstrap: bool,
-    /// Join the cluster through this member (repeatable).
-    #[arg(long = "join", value_name = "ADDR")]
+    /// Join the cluster through this member (repeatable, or comma-separated).
+    #[arg(
+        long = "join",
+        value_name = "ADDR",
+        env = "DBADGER_JOIN",
+        value_delimiter = ','
+    )]
     join: Vec<String>,
     /// Turn this node's data into a new one-node cluster after losing the others.
-    #[arg(long)]
+    #[arg(long, env = "DBADGER_RECOVER")]
     recover: bool,
     /// Cluster CA certificate (PEM) for mutual TLS.
-    #[arg(long, requires_all = ["cert", "key"])]
+    #[arg(long, env = "DBADGER_CA", requires_all = ["cert", "key"])]
     ca: Option<PathBuf>,
     /// This node's certificate (PEM).
-    #[arg(long, requires_all = ["ca", "key"])]
+    #[arg(long, env = "DBADGER_CERT", requires_all = ["ca", "key"])]
     cert: Option<PathBuf>,
     /// This node's private key (PEM).
-    #[arg(long, requires_all = ["ca", "cert"])]
+    #[arg(long, env = "DBADGER_KEY", requires_all = ["ca", "cert"])]
     key: Option<PathBuf>,
     /// Keep everything in memory: no files, nothing survives the process.
-    #[arg(long)]
+    #[arg(long = "in-memory", visible_alias = "inmem", env = "DBADGER_IN_MEMORY")]
     in_memory: bool,
-    /// Log to stderr instead of showing the terminal UI (the UI is not built yet, so this is
-    /// always the behaviour).
-    #[arg(long)]
+    /// Log to stderr instead of showing the terminal UI.
+    #[arg(long, env = "DBADGER_HEADLESS")]
     headless: bool,
+    /// Log lines as text or JSON (filter them with RUST_LOG, e.g. RUST_LOG=debug).
+    #[arg(long, value_enum, env = "DBADGER_LOG_FORMAT", default_value = "text")]
+    log_format: LogFormat,
 }
 
 impl NodeArgs {
@@ -73,10 +83,7 @@ impl NodeArgs {
 }
 
 pub(crate) fn run(args: NodeArgs) -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::INFO)
-        .init();
+    logging::init(args.log_format);
     let _ = args.headless;
     let config = match args.config() {
         Ok(config) => config,

@@ -32,6 +32,8 @@
 mod answers;
 mod db;
 mod handlers;
+#[cfg(not(madsim))]
+mod health;
 mod membership;
 mod metrics;
 mod node;

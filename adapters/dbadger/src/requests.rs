@@ -19,10 +19,10 @@ use dbadger_core::{
 };
 use dbadger_grpc::ForwardError;
 use futures_util::future::{Either, select};
+use openraft::ReadPolicy;
 use openraft::ServerState;
 use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
-use openraft::{ReadPolicy, ServerState as State};
 use tokio::time::Instant;
 
 use crate::node::{Node, Types, remaining, timeout};
@@ -234,14 +234,15 @@ impl<S: StateMachineStore> Node<S> {
         }
     }
 
-    /// What this node knows of its quorum now.
+    /// What this node knows of its quorum now. (It reads the metrics in place, without an
+    /// await, on every write: no copy, and no borrow held across a suspension.)
     fn quorum_view(&self) -> QuorumView {
-        let metrics = self.raft.metrics().borrow_watched().clone();
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
         if metrics.state != ServerState::Leader {
             return QuorumView::NotWatched;
         }
-        let membership = metrics.membership_config.membership();
-        let mut voters = membership.voter_ids();
+        let mut voters = metrics.membership_config.membership().voter_ids();
         if voters.next() == Some(self.id) && voters.next().is_none() {
             return QuorumView::NotWatched;
         }
@@ -328,6 +329,6 @@ impl<S: StateMachineStore> Node<S> {
 
     /// Whether this node is the leader right now, by its metrics.
     pub(crate) fn leads(&self) -> bool {
-        self.raft.metrics().borrow_watched().state == State::Leader
+        self.raft.metrics().borrow_watched().state == ServerState::Leader
     }
 }

@@ -1,5 +1,5 @@
-//! The node's one port: the Raft, Kv and Cluster gRPC services and, on real sockets, the HTTP
-//! `/metrics` page.
+//! The node's one port: the Raft, Kv and Cluster gRPC services and, on real sockets, the
+//! standard `grpc.health.v1` and server reflection services and the HTTP `/metrics` page.
 //!
 //! On real sockets the listener is a `TcpIncoming` with `TCP_NODELAY` and, when configured,
 //! rustls mutual TLS. Under `--cfg madsim` the simulated transport serves the same three gRPC
@@ -130,9 +130,21 @@ pub(crate) fn serve<S: StateMachineStore>(
     }
     let node = services.node;
     let max = services.max_message_bytes;
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(dbadger_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|error| StartError::Raft(format!("cannot serve reflection: {error}")))?;
     let grpc = Routes::new(RaftServer::new(services.raft).max_decoding_message_size(max))
         .add_service(KvServer::new(kv_service(&node)).max_decoding_message_size(max))
-        .add_service(ClusterServer::new(cluster_service(&node)));
+        .add_service(ClusterServer::new(cluster_service(&node)))
+        .add_service(health)
+        .add_service(reflection);
+    tokio::spawn(crate::health::report_readiness(
+        Arc::clone(&node),
+        health_reporter,
+    ));
     let scrape = {
         let node = Arc::clone(&node);
         move || {

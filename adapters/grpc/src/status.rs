@@ -154,8 +154,17 @@ fn from_detail(status: &Status, detail: ErrorDetail) -> RequestError {
             leader: (detail.leader_id != 0).then_some((detail.leader_id, detail.leader_addr)),
             outcome,
         },
-        // Validation happens on the node that receives a request, before it forwards it, so an
-        // invalid-argument answer from a peer is an internal disagreement (different limits).
+        // The node refused the request as invalid (validation happens where a request
+        // arrives, so from a peer this means the two disagree on limits): not applied.
+        ErrorCode::EmptyKey => RequestError::InvalidArgument(InvalidArgument::EmptyKey),
+        ErrorCode::KeyTooLong
+        | ErrorCode::ValueTooLarge
+        | ErrorCode::LengthMismatch
+        | ErrorCode::TooManyOperations
+        | ErrorCode::RequestTooLarge
+        | ErrorCode::MalformedRequest => {
+            RequestError::InvalidArgument(InvalidArgument::Malformed { reason })
+        }
         _ => RequestError::Internal(format!("{}: {reason}", status.code())),
     }
 }
@@ -217,6 +226,7 @@ mod tests {
             },
             RequestError::UnknownMember { id: 0 },
             RequestError::ResponseTooLarge { bytes: 0, max: 0 },
+            RequestError::InvalidArgument(InvalidArgument::EmptyKey),
         ] {
             let status = to_status(&error);
             assert_eq!(from_status(&status), error);

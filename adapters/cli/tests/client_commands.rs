@@ -1,0 +1,263 @@
+//! Three real `dbadger node --headless` processes on loopback, driven only through the client
+//! commands: writes through a follower are read through another node, `--endpoints` fails over
+//! past a dead endpoint, JSON output parses, every documented exit code comes out, and a
+//! kill -9 of the leader during a stream of `put`s loses no put the client reported as
+//! successful.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Node, result, run, run_with_stdin, three_nodes};
+
+fn leader_index(nodes: &[Node]) -> usize {
+    let endpoints = nodes
+        .iter()
+        .map(|node| node.addr.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let output = run(&["status", "--endpoints", &endpoints, "--output", "json"]);
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let status: serde_json::Value = serde_json::from_str(line).expect("status JSON");
+            if status["is_leader"] == true
+                && let Some(index) = nodes.iter().position(|node| node.addr == status["addr"])
+            {
+                return index;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader among {endpoints}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A put through a follower is read back through another node, as text and as JSON lines with
+/// revisions; prefix, range, delete and compare-and-set behave as documented; each exit code
+/// (0 success, 1 other, 2 usage, 3 not found, 4 compare failed, 5 unavailable) comes out where
+/// the documentation says.
+#[test]
+fn the_client_commands_drive_a_three_node_cluster() {
+    let root = tempfile::tempdir().expect("dir");
+    let nodes = three_nodes(root.path(), |_| Vec::new());
+    let leader = leader_index(&nodes);
+    let follower = &nodes[(leader + 1) % 3];
+    let other = &nodes[(leader + 2) % 3];
+
+    let put = run(&["put", "greeting", "hello", "--endpoints", &follower.addr]);
+    assert_eq!(result(&put), (0, "OK\n".to_owned()), "{put:?}");
+    let get = run(&["get", "greeting", "--endpoints", &other.addr]);
+    assert_eq!(result(&get), (0, "greeting\nhello\n".to_owned()));
+
+    let json = run(&[
+        "get",
+        "greeting",
+        "--endpoints",
+        &other.addr,
+        "--output",
+        "json",
+        "--read",
+        "local",
+    ]);
+    let entry: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("one JSON object per line");
+    assert_eq!(entry["value"], "hello");
+    assert_eq!(entry["value_hex"], "68656c6c6f");
+    assert!(
+        entry["revision"]
+            .as_u64()
+            .is_some_and(|revision| revision > 0)
+    );
+
+    // Binary-safe: a value from stdin with a newline and a zero byte, read back in hex.
+    let piped = run_with_stdin(&["put", "bin", "--endpoints", &follower.addr], b"a\n\x00");
+    assert_eq!(piped.status.code(), Some(0), "{piped:?}");
+    let hex = run(&["get", "62696e", "--hex", "--endpoints", &other.addr]);
+    assert_eq!(result(&hex), (0, "62696e\n610a00\n".to_owned()));
+
+    for (key, value) in [
+        ("fruit/apple", "1"),
+        ("fruit/banana", "2"),
+        ("fruit/cherry", "3"),
+    ] {
+        let put = run(&["put", key, value, "--endpoints", &follower.addr]);
+        assert_eq!(put.status.code(), Some(0), "{put:?}");
+    }
+    let prefix = run(&[
+        "get",
+        "fruit/",
+        "--prefix",
+        "--endpoints",
+        &other.addr,
+        "--output",
+        "json",
+    ]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&prefix.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    let range = run(&[
+        "get",
+        "fruit/apple",
+        "fruit/banana",
+        "--endpoints",
+        &other.addr,
+    ]);
+    assert_eq!(
+        result(&range),
+        (0, "fruit/apple\n1\nfruit/banana\n2\n".to_owned())
+    );
+    let limited = run(&[
+        "get",
+        "fruit/",
+        "--prefix",
+        "--limit",
+        "1",
+        "--endpoints",
+        &other.addr,
+    ]);
+    assert_eq!(result(&limited), (0, "fruit/apple\n1\n".to_owned()));
+
+    // Exit codes.
+    let missing = run(&["get", "nothing", "--endpoints", &other.addr]);
+    assert_eq!(missing.status.code(), Some(3), "not found: {missing:?}");
+    let failed_cas = run(&[
+        "cas",
+        "greeting",
+        "bye",
+        "--expect-value",
+        "wrong",
+        "--endpoints",
+        &follower.addr,
+    ]);
+    assert_eq!(result(&failed_cas), (4, "FAILED\nhello\n".to_owned()));
+    let cas = run(&[
+        "cas",
+        "greeting",
+        "bye",
+        "--expect-value",
+        "hello",
+        "--endpoints",
+        &follower.addr,
+    ]);
+    assert_eq!(result(&cas), (0, "OK\nbye\n".to_owned()));
+    let absent = run(&[
+        "cas",
+        "new-key",
+        "v",
+        "--expect-absent",
+        "--endpoints",
+        &follower.addr,
+    ]);
+    assert_eq!(absent.status.code(), Some(0), "{absent:?}");
+    let bad_hex = run(&["get", "xyz", "--hex", "--endpoints", &other.addr]);
+    assert_eq!(bad_hex.status.code(), Some(2), "usage: {bad_hex:?}");
+    let empty_key = run(&["put", "", "v", "--endpoints", &follower.addr]);
+    assert_eq!(empty_key.status.code(), Some(2), "usage: {empty_key:?}");
+    let unknown_flag = run(&["get", "k", "--no-such-flag"]);
+    assert_eq!(unknown_flag.status.code(), Some(2));
+    let dead = run(&[
+        "get",
+        "greeting",
+        "--endpoints",
+        "127.0.0.1:1",
+        "--timeout",
+        "2s",
+    ]);
+    assert_eq!(dead.status.code(), Some(5), "unavailable: {dead:?}");
+    let snapshot = run(&["snapshot", "save", "file", "--endpoints", &other.addr]);
+    assert_eq!(snapshot.status.code(), Some(1), "other: {snapshot:?}");
+    assert!(String::from_utf8_lossy(&snapshot.stderr).contains("not available yet"));
+
+    // Failover: the first endpoint is dead, the second answers.
+    let endpoints = format!("127.0.0.1:1,{}", other.addr);
+    let failover = run(&["get", "greeting", "--endpoints", &endpoints]);
+    assert_eq!(result(&failover), (0, "greeting\nbye\n".to_owned()));
+
+    let deleted = run(&["del", "fruit/", "--prefix", "--endpoints", &follower.addr]);
+    assert_eq!(result(&deleted), (0, "3\n".to_owned()));
+    let members = run(&[
+        "members",
+        "list",
+        "--endpoints",
+        &other.addr,
+        "--output",
+        "json",
+    ]);
+    let voters = String::from_utf8_lossy(&members.stdout)
+        .lines()
+        .filter(|line| line.contains("\"voter\":true"))
+        .count();
+    assert_eq!(voters, 3, "{members:?}");
+}
+
+/// kill -9 of the leader while a client keeps putting through every endpoint: after the old
+/// leader restarts, every put the client reported as successful is on every node.
+#[test]
+fn a_killed_leader_loses_no_acknowledged_put() {
+    let root = tempfile::tempdir().expect("dir");
+    let mut nodes = three_nodes(root.path(), |_| Vec::new());
+    let leader = leader_index(&nodes);
+    let endpoints = {
+        // The leader last, so that puts mostly go through followers until it dies.
+        let mut order: Vec<&str> = nodes.iter().map(|node| node.addr.as_str()).collect();
+        order.rotate_left((leader + 1) % 3);
+        order.join(",")
+    };
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    let put = |i: usize| {
+        run(&[
+            "put",
+            &format!("stream-{i}"),
+            &format!("v{i}"),
+            "--endpoints",
+            &endpoints,
+            "--timeout",
+            "3s",
+        ])
+    };
+    for i in 0..20 {
+        if put(i).status.success() {
+            acknowledged.push(i);
+        }
+    }
+    let old_leader = nodes.remove(leader);
+    let restarted = old_leader.kill9_and_restart(|| {
+        for i in 20..60 {
+            if put(i).status.success() {
+                acknowledged.push(i);
+            } else {
+                refused += 1;
+            }
+        }
+    });
+    nodes.push(restarted);
+    assert!(
+        acknowledged.len() >= 30,
+        "too few puts succeeded: {acknowledged:?}"
+    );
+    for node in &nodes {
+        for i in &acknowledged {
+            let key = format!("stream-{i}");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let got = run(&["get", &key, "--read", "local", "--endpoints", &node.addr]);
+                if result(&got) == (0, format!("{key}\nv{i}\n")) {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "{key} acknowledged but missing on {}: {got:?}",
+                    node.addr
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+    eprintln!(
+        "{} puts acknowledged, {refused} refused during the failover",
+        acknowledged.len()
+    );
+}

@@ -1,0 +1,52 @@
+//! The standard `grpc.health.v1` service (tonic-health), so that orchestrators and probes can
+//! ask a node whether it serves: the overall status (service `""`) and `dbadger.v1.Kv` are
+//! SERVING while the node is ready (it knows a leader and has applied everything it knows to be
+//! committed) and NOT_SERVING otherwise; `dbadger.v1.Cluster` is always SERVING, since status
+//! and membership answer also on a node that is not ready. Real sockets only.
+
+use std::sync::Arc;
+
+use dbadger_core::storage::StateMachineStore;
+use openraft::async_runtime::watch::WatchReceiver;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::node::{Engine, Node};
+
+/// The services whose health follows readiness.
+const READY_SERVICES: [&str; 2] = ["", "dbadger.v1.Kv"];
+
+/// Keeps the health service's statuses in step with the node's readiness until the node stops.
+pub(crate) async fn report_readiness<S: StateMachineStore>(
+    node: Arc<Node<S>>,
+    reporter: HealthReporter,
+) {
+    reporter
+        .set_service_status("dbadger.v1.Cluster", ServingStatus::Serving)
+        .await;
+    let mut metrics = node.raft.metrics();
+    let mut reported = None;
+    loop {
+        let ready = Engine::status(&*node).is_ready();
+        if reported != Some(ready) {
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            for service in READY_SERVICES {
+                reporter.set_service_status(service, status).await;
+            }
+            reported = Some(ready);
+        }
+        if metrics.changed().await.is_err() {
+            // openraft stopped: the node serves nothing any more.
+            for service in READY_SERVICES {
+                reporter
+                    .set_service_status(service, ServingStatus::NotServing)
+                    .await;
+            }
+            return;
+        }
+    }
+}
