@@ -1,4 +1,4 @@
-//! The generated code matches the published schema: every service and method of DESIGN.md §4
+//! The generated code matches the published schema: every service and method of docs/design.md §4
 //! exists, and messages round-trip through protobuf encoding.
 
 use dbadger_proto::v1;

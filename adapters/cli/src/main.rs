@@ -13,6 +13,7 @@ mod certs;
 mod client;
 mod logging;
 mod node;
+mod tui;
 
 use std::process::ExitCode;
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use dbadger::{Config, Db, PemSource, StartMode, TlsConfig};
 
-use crate::logging::{self, LogFormat};
+use crate::logging::{self, CapturedLog, LogFormat};
 
 /// The flags of `dbadger node`, each also settable through the environment variable named in
 /// its help.
@@ -83,12 +83,19 @@ impl NodeArgs {
 }
 
 pub(crate) fn run(args: NodeArgs) -> ExitCode {
-    logging::init(args.log_format);
-    let _ = args.headless;
+    use std::io::IsTerminal;
+    let interactive =
+        !args.headless && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+    let ui_log = if interactive {
+        Some(logging::init_captured(args.log_format))
+    } else {
+        logging::init(args.log_format);
+        None
+    };
     let config = match args.config() {
         Ok(config) => config,
         Err(message) => {
-            tracing::error!("{message}");
+            report(ui_log.is_some(), &message);
             return ExitCode::from(2);
         }
     };
@@ -98,36 +105,66 @@ pub(crate) fn run(args: NodeArgs) -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            tracing::error!("cannot start the async runtime: {error}");
+            report(
+                ui_log.is_some(),
+                &format!("cannot start the async runtime: {error}"),
+            );
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(serve(config))
+    runtime.block_on(serve(config, ui_log))
 }
 
-async fn serve(config: Config) -> ExitCode {
+/// Logs an error; with the terminal UI (whose log is in memory) also prints it on stderr, so
+/// that a node that could not start says why.
+fn report(interactive: bool, message: &str) {
+    tracing::error!("{message}");
+    if interactive {
+        eprintln!("dbadger: {message}");
+    }
+}
+
+async fn serve(config: Config, ui_log: Option<CapturedLog>) -> ExitCode {
     // Handlers first: a signal that arrives as soon as "node started" is printed must stop the
     // node gracefully, not kill the process with the default action.
     let signals = match StopSignals::install() {
         Ok(signals) => signals,
         Err(error) => {
-            tracing::error!("cannot handle SIGINT and SIGTERM: {error}");
+            report(
+                ui_log.is_some(),
+                &format!("cannot handle SIGINT and SIGTERM: {error}"),
+            );
             return ExitCode::FAILURE;
         }
     };
     let db = match Db::start(config).await {
         Ok(db) => db,
         Err(error) => {
-            tracing::error!("node did not start: {error}");
+            report(ui_log.is_some(), &format!("node did not start: {error}"));
             return ExitCode::FAILURE;
         }
     };
     tracing::info!(id = db.id(), addr = db.addr(), "node started");
-    let signal = signals.next().await;
-    tracing::info!("{signal}: stopping");
+    let mut exit = ExitCode::SUCCESS;
+    match &ui_log {
+        Some(log) => {
+            let stopped = async {
+                let signal = signals.next().await;
+                tracing::info!("{signal}: stopping");
+            };
+            if let Err(error) = crate::tui::run(&db, log, stopped).await {
+                eprintln!("dbadger: the terminal UI failed: {error}");
+                exit = ExitCode::FAILURE;
+            }
+        }
+        None => {
+            let signal = signals.next().await;
+            tracing::info!("{signal}: stopping");
+        }
+    }
     db.close().await;
     tracing::info!("node stopped");
-    ExitCode::SUCCESS
+    exit
 }
 
 /// The signals that stop the node, listened to from installation on.

@@ -182,6 +182,17 @@ impl<S: StateMachineStore> Engine for Node<S> {
             purged_index: metrics.purged.map_or(0, |id| id.index),
             is_leader: metrics.state == ServerState::Leader,
             state: state_name(metrics.state),
+            replication: metrics
+                .replication
+                .as_ref()
+                .map(|progress| {
+                    progress
+                        .iter()
+                        .filter(|(id, _)| **id != self.id)
+                        .map(|(id, matched)| (*id, matched.as_ref().map(|log_id| log_id.index)))
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 

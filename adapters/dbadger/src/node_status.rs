@@ -27,6 +27,9 @@ pub struct NodeStatus {
     pub is_leader: bool,
     /// The server state: "leader", "follower", "candidate", "learner" or "shutdown".
     pub state: &'static str,
+    /// On the leader, the last log index each other member is known to hold (`None` before its
+    /// first answer); empty on other nodes, which do not see replication.
+    pub replication: Vec<(NodeId, Option<u64>)>,
 }
 
 impl NodeStatus {

@@ -1,4 +1,4 @@
-//! The naive model of DESIGN.md §3: the key-value semantics written a second time, as plainly as
+//! The naive model of docs/design.md §3: the key-value semantics written a second time, as plainly as
 //! possible (linear filters over a sorted map), independently of [`crate::rules`]. Property
 //! tests and fuzz targets check the rules against it.
 
@@ -10,7 +10,7 @@ use crate::limits::Limits;
 use crate::query::Query;
 use crate::response::{KeyValue, Lookup, Response, Versioned};
 
-/// The obvious, slow semantics of DESIGN.md §3, written independently of the rules: linear
+/// The obvious, slow semantics of docs/design.md §3, written independently of the rules: linear
 /// filters over a sorted map.
 #[derive(Default)]
 pub struct Model {
