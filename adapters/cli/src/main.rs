@@ -96,3 +96,45 @@ fn main() -> ExitCode {
         Commands::Certs(args) => certs::run(args),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::Cli;
+
+    /// The arguments of a README shell line that runs dbadger, if it does.
+    fn dbadger_arguments(line: &str) -> Option<Vec<&str>> {
+        let line = line.trim().trim_end_matches('&').trim();
+        // `echo ... | dbadger put note`: the command after the pipe.
+        let line = line.rsplit("| ").next()?;
+        let arguments = match line.split_once(" -- ") {
+            Some((cargo, arguments)) if cargo.starts_with("cargo run") => arguments,
+            _ => line.strip_prefix("dbadger ")?,
+        };
+        Some(arguments.split_whitespace().collect())
+    }
+
+    /// Every dbadger command the README shows parses with the flags this binary has, so the
+    /// README cannot drift from the binary (what the commands do is tested in tests/).
+    #[test]
+    fn the_readme_commands_parse() {
+        let readme = include_str!("../../../README.md");
+        let mut in_shell_block = false;
+        let mut checked = 0;
+        for line in readme.lines() {
+            if let Some(fence) = line.strip_prefix("```") {
+                in_shell_block = fence == "sh";
+                continue;
+            }
+            let Some(arguments) = in_shell_block.then(|| dbadger_arguments(line)).flatten()
+            else {
+                continue;
+            };
+            let parsed = Cli::try_parse_from(std::iter::once("dbadger").chain(arguments));
+            assert!(parsed.is_ok(), "README line {line:?}: {parsed:?}");
+            checked += 1;
+        }
+        assert!(checked >= 25, "only {checked} README commands found");
+    }
+}
