@@ -110,3 +110,18 @@ pub const FAILOVER_WINDOW: Duration = Duration::from_secs(15);
 /// The typed detail of a dbadger error status, read the standard way: a `google.rpc.Status` in
 /// the status details holding a `dbadger.v1.ErrorDetail` packed in an `Any`.
 pub use dbadger_grpc::status::error_detail;
+
+/// Runs `test`, failing if it takes longer than `limit`, so a hang fails instead of stalling CI.
+pub async fn guarded(limit: Duration, test: impl Future<Output = ()>) {
+    tokio::time::timeout(limit, test)
+        .await
+        .expect("the test finishes within its guard");
+}
+
+/// A node of `nodes` that does not lead.
+pub fn follower(nodes: &[TestNode]) -> &TestNode {
+    nodes
+        .iter()
+        .find(|node| !node.db.is_leader())
+        .expect("a follower")
+}

@@ -4,7 +4,6 @@
 //! carries its typed detail the standard way (a `google.rpc.Status` holding the detail in an
 //! `Any`), with the outcome of the request.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut};
@@ -12,19 +11,13 @@ use dbadger::ReadPreference;
 use dbadger_proto::v1::cluster_client::ClusterClient;
 use dbadger_proto::v1::kv_client::KvClient;
 use dbadger_proto::v1::{self, ErrorCode, Outcome};
-use dbadger_tests::{TestNode, error_detail, start_cluster};
+use dbadger_tests::{TestNode, error_detail, follower, guarded, start_cluster};
 use tonic::Code;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::transport::Channel;
 
 /// Every test here ends within this, so a hang fails instead of stalling CI.
 const GUARD: Duration = Duration::from_secs(60);
-
-async fn guarded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(GUARD, test)
-        .await
-        .expect("the test finishes within its guard");
-}
 
 async fn channel(addr: &str) -> Channel {
     Channel::from_shared(format!("http://{addr}"))
@@ -69,12 +62,9 @@ fn assert_human(message: &str) {
 /// forwarded write only after applying it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_follower_acknowledges_a_forwarded_write_only_after_applying_it() {
-    guarded(async {
+    guarded(GUARD, async {
         let nodes = start_cluster(3).await;
-        let follower = nodes
-            .iter()
-            .find(|node| !node.db.is_leader())
-            .expect("a follower");
+        let follower = follower(&nodes);
         let mut stale_reads = 0;
         let mut behind = 0;
         for i in 0..60u32 {
@@ -121,7 +111,7 @@ async fn lose_quorum(mut nodes: Vec<TestNode>, keep: usize) -> TestNode {
 /// stranded is unknown. Checked both with the survivor leading and following.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quorum_loss_is_a_prompt_short_unavailable() {
-    guarded(async {
+    guarded(GUARD, async {
         for survivor_leads in [true, false] {
             let nodes = start_cluster(3).await;
             let keep = nodes
@@ -191,7 +181,7 @@ async fn quorum_loss_is_a_prompt_short_unavailable() {
 /// before tonic's client-side timer could end the call without a detail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_nodes_typed_deadline_wins_over_the_clients_timer() {
-    guarded(async {
+    guarded(GUARD, async {
         let nodes = start_cluster(3).await;
         let keep = nodes
             .iter()
@@ -273,7 +263,7 @@ async fn send_raw(addr: &str, method: &'static str, body: Vec<u8>) -> tonic::Sta
 /// The node keeps serving afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_bytes_get_invalid_argument_with_a_typed_detail() {
-    guarded(async {
+    guarded(GUARD, async {
         let nodes = start_cluster(1).await;
         let addr = nodes[0].db.addr().to_owned();
         let malformed = (

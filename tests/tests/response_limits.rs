@@ -3,12 +3,11 @@
 //! before anything is proposed, a write's answer never exceeds what the forwarding path can
 //! carry, and each bound is tested on both sides.
 
-use std::future::Future;
 use std::time::Duration;
 
 use dbadger_proto::v1::kv_client::KvClient;
 use dbadger_proto::v1::{self, ErrorCode, Outcome};
-use dbadger_tests::{TestNode, error_detail, start_cluster, start_cluster_with};
+use dbadger_tests::{TestNode, error_detail, follower, guarded, start_cluster, start_cluster_with};
 use prost::Message;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -17,12 +16,6 @@ const GUARD: Duration = Duration::from_secs(120);
 
 /// The response limit of the small-limit tests.
 const LIMIT_BYTES: usize = 64 << 10;
-
-async fn guarded(test: impl Future<Output = ()>) {
-    tokio::time::timeout(GUARD, test)
-        .await
-        .expect("the test finishes within its guard");
-}
 
 async fn client(node: &TestNode) -> KvClient<Channel> {
     KvClient::connect(format!("http://{}", node.db.addr()))
@@ -62,7 +55,7 @@ fn too_large(status: &tonic::Status) -> bool {
 /// RESOURCE_EXHAUSTED / RESPONSE_TOO_LARGE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_many_answers_are_bounded() {
-    guarded(async {
+    guarded(GUARD, async {
         let nodes = small_limit_node().await;
         let mut kv = client(&nodes[0]).await;
         fill(&mut kv, 10, 8 << 10).await;
@@ -97,7 +90,7 @@ async fn get_many_answers_are_bounded() {
 /// and value bytes alone; a range under the limit is served whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn range_answers_count_their_framing() {
-    guarded(async {
+    guarded(GUARD, async {
         let nodes = small_limit_node().await;
         let mut kv = client(&nodes[0]).await;
         fill(&mut kv, 20_000, 0).await;
@@ -139,7 +132,7 @@ async fn range_answers_count_their_framing() {
 /// the response limit (with `more` and the full count).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_range_answers_are_bounded() {
-    guarded(async {
+    guarded(GUARD, async {
         let nodes = small_limit_node().await;
         let mut kv = client(&nodes[0]).await;
         fill(&mut kv, 20_000, 0).await;
@@ -179,12 +172,9 @@ async fn delete_range_answers_are_bounded() {
 /// turns an applied write into an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_write_answer_always_fits() {
-    guarded(async {
+    guarded(GUARD, async {
         let nodes = start_cluster(3).await;
-        let follower = nodes
-            .iter()
-            .find(|node| !node.db.is_leader())
-            .expect("a follower");
+        let follower = follower(&nodes);
         let mut kv = client(follower).await;
         // 300,000 keys of 40 bytes: 12 MB of keys, three times a gRPC message.
         let keys: Vec<Vec<u8>> = (0..300_000)

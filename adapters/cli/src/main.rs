@@ -127,8 +127,7 @@ mod tests {
                 in_shell_block = fence == "sh";
                 continue;
             }
-            let Some(arguments) = in_shell_block.then(|| dbadger_arguments(line)).flatten()
-            else {
+            let Some(arguments) = in_shell_block.then(|| dbadger_arguments(line)).flatten() else {
                 continue;
             };
             let parsed = Cli::try_parse_from(std::iter::once("dbadger").chain(arguments));
