@@ -78,9 +78,12 @@ pub enum Reply {
     Written,
     /// A compare-and-set was applied; whether its condition held.
     Swapped(bool),
-    /// It failed and certainly changed nothing (a read that failed, or a rejected request).
+    /// It failed and certainly changed nothing: a read that failed, a failed connect, or a
+    /// write the node reported with the outcome "not applied" (the checks hold it to that).
     Failed(String),
-    /// It failed, timed out or lost its connection: a write may or may not have happened.
+    /// A write the node reported with the outcome "unknown" (a timeout, a connection lost
+    /// after sending, a leader that lost its quorum while holding it): it may or may not have
+    /// happened.
     Unknown(String),
 }
 

@@ -26,7 +26,11 @@ async fn client(node: &TestNode) -> KvClient<Channel> {
 }
 
 async fn small_limit_node() -> Vec<TestNode> {
-    start_cluster_with(1, &|config| config.limits.max_response_bytes = LIMIT_BYTES).await
+    start_cluster_with(1, &|config| {
+        config.limits.max_response_bytes = LIMIT_BYTES;
+        config.limits.max_value_bytes = 16 << 10;
+    })
+    .await
 }
 
 /// Writes `count` keys `t00000000..` with `value_bytes`-byte values, in batches.

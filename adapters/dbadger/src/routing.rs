@@ -157,7 +157,9 @@ fn after_failed_forward(
         return Next::Fail(error);
     }
     if let Some((leader, leader_addr)) = redirect(&error, tried) {
-        return if patience.remaining < LEADER_POLL {
+        // Bounded like any other wait: two nodes that each name the other must not bounce a
+        // request between them until its deadline.
+        return if patience.exhausted() {
             Next::Fail(error)
         } else {
             Next::Forward(leader, leader_addr)
@@ -399,11 +401,20 @@ mod tests {
             next_step(
                 RequestKind::Write,
                 true,
-                failed(error, Delivery::MaybeArrived),
+                failed(error.clone(), Delivery::MaybeArrived),
                 patience(0, 5000)
             ),
             Next::Forward(3, "10.0.0.3:7400".to_owned())
         );
+        match next_step(
+            RequestKind::Write,
+            true,
+            failed(error, Delivery::MaybeArrived),
+            patience(600, 5000),
+        ) {
+            Next::Fail(error) => assert!(error.is_safe_to_retry(), "{error:?}"),
+            other => panic!("redirects stop with the patience: {other:?}"),
+        }
     }
 
     /// A deadline that passed, and final answers (not found, invalid, a bug), end the request

@@ -181,6 +181,11 @@ fn from_transport_status(status: &Status) -> RequestError {
         // tonic's client-side timer ends a call as CANCELLED "Timeout expired"; any other
         // cancellation is the connection going away.
         Code::Cancelled if status.message() == CLIENT_TIMER_MESSAGE => timed_out(),
+        // The node answered, but does not serve the call (a node of another version).
+        Code::Unimplemented => RequestError::Internal(format!(
+            "the node does not serve this call: {}",
+            status.message()
+        )),
         _ => RequestError::unavailable(reason, Outcome::Unknown),
     }
 }
@@ -290,5 +295,7 @@ mod tests {
         assert!(matches!(timer, RequestError::Timeout { .. }));
         let reset = from_status(&Status::cancelled("operation was canceled"));
         assert!(matches!(reset, RequestError::Unavailable { .. }));
+        let missing = from_status(&Status::unimplemented("no such method"));
+        assert!(matches!(missing, RequestError::Internal(_)));
     }
 }

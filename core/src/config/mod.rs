@@ -265,6 +265,20 @@ impl Config {
                 rule: "must not exceed limits.max_request_bytes",
             });
         }
+        // Any one stored entry must fit in an answer (a Get, a compare-and-set's current entry,
+        // the first entry of a range), or the node could store what it cannot return.
+        let largest_entry = crate::answer_size::key_value_bytes(
+            crate::limits::MAX_KEY_BYTES,
+            limits.max_value_bytes,
+            u64::MAX,
+        ) + crate::answer_size::ANSWER_OVERHEAD_BYTES;
+        if limits.max_response_bytes < largest_entry {
+            return Err(ConfigError::OutOfRange {
+                option: "limits.max_response_bytes",
+                value: limits.max_response_bytes.to_string(),
+                rule: "must hold the largest entry (limits.max_value_bytes plus a key and framing)",
+            });
+        }
         if !self.in_memory && self.max_storage_bytes < MIN_STORAGE_BYTES {
             return Err(ConfigError::OutOfRange {
                 option: "max_storage_bytes",

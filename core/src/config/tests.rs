@@ -184,3 +184,23 @@ fn sizes_are_checked() {
     };
     assert!(config.validate().is_err());
 }
+
+/// The response limit must hold the largest entry the value limit allows: the boundary passes,
+/// one byte less is refused.
+#[test]
+fn the_response_limit_holds_the_largest_entry() {
+    let mut config = Config::default();
+    config.limits.max_value_bytes = 1000;
+    let largest = crate::answer_size::key_value_bytes(crate::MAX_KEY_BYTES, 1000, u64::MAX)
+        + crate::answer_size::ANSWER_OVERHEAD_BYTES;
+    config.limits.max_response_bytes = largest;
+    assert_eq!(config.validate(), Ok(()));
+    config.limits.max_response_bytes = largest - 1;
+    assert!(matches!(
+        config.validate(),
+        Err(ConfigError::OutOfRange {
+            option: "limits.max_response_bytes",
+            ..
+        })
+    ));
+}
