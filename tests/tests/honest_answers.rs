@@ -176,7 +176,8 @@ async fn quorum_loss_is_a_prompt_short_unavailable() {
     .await;
 }
 
-/// A client deadline shorter than the time the node takes to give up ends in the node's own,
+/// A client deadline shorter than the time the node takes to give up (150 and 300 ms, against
+/// a leader that abandons a write after its 600 ms patience) ends in the node's own,
 /// typed DEADLINE_EXCEEDED (detail TIMEOUT, the outcome of the write unknown), which arrives
 /// before tonic's client-side timer could end the call without a detail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -216,7 +216,7 @@ pub(crate) fn deadline_budget(
     match client_timeout {
         None => node_timeout,
         Some(timeout) => {
-            let margin = (timeout / 10).clamp(Duration::from_millis(5), Duration::from_millis(250));
+            let margin = (timeout / 5).clamp(Duration::from_millis(10), Duration::from_millis(500));
             timeout.saturating_sub(margin).min(node_timeout)
         }
     }
@@ -484,17 +484,17 @@ mod tests {
         }
     }
 
-    /// The node keeps a margin of the client's deadline, a tenth within 5..=250 ms, and never
+    /// The node keeps a margin of the client's deadline, a fifth within 10..=500 ms, and never
     /// exceeds its own timeout.
     #[test]
     fn the_budget_leaves_a_margin_below_the_clients_deadline() {
         let node = Duration::from_secs(5);
         let ms = Duration::from_millis;
         assert_eq!(deadline_budget(None, node), node);
-        assert_eq!(deadline_budget(Some(ms(150)), node), ms(135));
-        assert_eq!(deadline_budget(Some(ms(20)), node), ms(15));
-        assert_eq!(deadline_budget(Some(ms(3)), node), ms(0));
-        assert_eq!(deadline_budget(Some(ms(4000)), node), ms(3750));
+        assert_eq!(deadline_budget(Some(ms(150)), node), ms(120));
+        assert_eq!(deadline_budget(Some(ms(20)), node), ms(10));
+        assert_eq!(deadline_budget(Some(ms(8)), node), ms(0));
+        assert_eq!(deadline_budget(Some(ms(4000)), node), ms(3500));
         assert_eq!(deadline_budget(Some(ms(60_000)), node), node);
     }
 
