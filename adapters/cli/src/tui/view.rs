@@ -50,10 +50,11 @@ fn draw_data(frame: &mut Frame<'_>, app: &App, area: Rect) {
     let rows = app
         .rows()
         .map(|(key, value, revision)| Row::new([key, value, revision.to_string()]));
-    let title = if app.more_entries {
-        format!("Data: the first {} keys", app.entries.len())
-    } else {
-        format!("Data: {} keys", app.entries.len())
+    let count = app.entries.len();
+    let title = match (app.more_entries, count) {
+        (true, _) => format!("Data: the first {count} keys"),
+        (false, 1) => "Data: 1 key".to_owned(),
+        (false, _) => format!("Data: {count} keys"),
     };
     let table = Table::new(
         rows,
@@ -194,6 +195,18 @@ mod tests {
         assert!(small.contains("Data") && small.contains("Nodes") && small.contains("Logs"));
         assert_eq!(small.lines().count(), 24);
         assert!(small.lines().all(|line| line.chars().count() == 70));
+    }
+
+    /// The data pane's title counts its keys in words that read right.
+    #[test]
+    fn the_data_title_counts_keys() {
+        let mut one = app();
+        one.entries.truncate(1);
+        assert!(screen(&one, 120, 30).contains("Data: 1 key─"));
+        assert!(screen(&app(), 120, 30).contains("Data: 2 keys"));
+        let mut cut = app();
+        cut.more_entries = true;
+        assert!(screen(&cut, 120, 30).contains("Data: the first 2 keys"));
     }
 
     /// Scrolling moves the first shown entry.
