@@ -58,41 +58,41 @@ fn main() -> ExitCode {
     match cli.command {
         Commands::Node(args) => node::run(args),
         Commands::Get(args) => {
-            let client = args.client().clone();
+            let client = args.client.clone();
             client::run(&client, |endpoints, output| {
                 kv::get(args, endpoints, output)
             })
         }
         Commands::Put(args) => {
-            let client = args.client().clone();
+            let client = args.client.clone();
             client::run(&client, |endpoints, output| {
                 kv::put(args, endpoints, output)
             })
         }
         Commands::Del(args) => {
-            let client = args.client().clone();
+            let client = args.client.clone();
             client::run(&client, |endpoints, output| {
                 kv::del(args, endpoints, output)
             })
         }
         Commands::Cas(args) => {
-            let client = args.client().clone();
+            let client = args.client.clone();
             client::run(&client, |endpoints, output| {
                 kv::cas(args, endpoints, output)
             })
         }
-        Commands::Status(args) => client::run(args.client(), cluster::status),
+        Commands::Status(args) => client::run(&args.client, cluster::status),
         Commands::Members(args) => {
-            let client = args.client().clone();
+            let client = args.client.clone();
             client::run(&client, |endpoints, output| {
                 cluster::members(args, endpoints, output)
             })
         }
         Commands::Snapshot(args) => {
-            let client = args.client().clone();
+            let client = args.client.clone();
             client::run(&client, |endpoints, _| cluster::snapshot(args, endpoints))
         }
-        Commands::Recover(args) => client::run(args.client(), |_, _| async { cluster::recover() }),
+        Commands::Recover(args) => client::run(&args.client, |_, _| async { cluster::recover() }),
         Commands::Certs(args) => certs::run(args),
     }
 }

@@ -11,7 +11,7 @@ use openraft::async_runtime::watch::WatchReceiver;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
-use crate::node::{Engine, Node};
+use crate::node::Node;
 
 /// The services whose health follows readiness.
 const READY_SERVICES: [&str; 2] = ["", "dbadger.v1.Kv"];
@@ -27,7 +27,7 @@ pub(crate) async fn report_readiness<S: StateMachineStore>(
     let mut metrics = node.raft.metrics();
     let mut reported = None;
     loop {
-        let ready = Engine::status(&*node).is_ready();
+        let ready = node.is_ready();
         if reported != Some(ready) {
             let status = if ready {
                 ServingStatus::Serving

@@ -212,6 +212,27 @@ impl<S: StateMachineStore> Engine for Node<S> {
 }
 
 impl<S: StateMachineStore> Node<S> {
+    /// [`NodeStatus::is_ready`], read from the metrics in place: no copy of the metrics and no
+    /// member list, since the health service asks on every metrics change. (The health service
+    /// is served on real sockets only.)
+    #[cfg(not(madsim))]
+    pub(crate) fn is_ready(&self) -> bool {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let leader_known = metrics.current_leader.is_some_and(|leader| {
+            metrics
+                .membership_config
+                .membership()
+                .get_node(&leader)
+                .is_some()
+        });
+        crate::node_status::ready(
+            leader_known,
+            metrics.last_applied.map_or(0, |id| id.index),
+            metrics.local_committed.map_or(0, |id| id.index),
+        )
+    }
+
     /// Waits until this node has applied the log up to `index`; a deadline that passes first is
     /// a timeout with `outcome`.
     pub(crate) async fn await_applied_here(

@@ -36,6 +36,16 @@ impl NodeStatus {
     /// Whether the node can serve: it knows a leader and has applied everything it knows to
     /// be committed.
     pub fn is_ready(&self) -> bool {
-        self.leader.is_some() && self.applied_index >= self.committed_index
+        ready(
+            self.leader.is_some(),
+            self.applied_index,
+            self.committed_index,
+        )
     }
+}
+
+/// The readiness rule, for [`NodeStatus::is_ready`] and for callers that read openraft's
+/// metrics in place: a leader is known and everything known committed is applied.
+pub(crate) fn ready(leader_known: bool, applied_index: u64, committed_index: u64) -> bool {
+    leader_known && applied_index >= committed_index
 }

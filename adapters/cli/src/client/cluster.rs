@@ -11,8 +11,9 @@ use super::{ClientArgs, Effect, Endpoints, Exit, Failure, Output};
 /// `status`: every endpoint's view of the cluster.
 #[derive(Debug, Args)]
 pub(crate) struct StatusArgs {
+    /// The flags every client command takes.
     #[command(flatten)]
-    client: ClientArgs,
+    pub(crate) client: ClientArgs,
 }
 
 /// `members list | add ID ADDR [--learner] | remove ID | promote ID`.
@@ -20,8 +21,9 @@ pub(crate) struct StatusArgs {
 pub(crate) struct MembersArgs {
     #[command(subcommand)]
     action: MembersAction,
+    /// The flags every client command takes.
     #[command(flatten)]
-    client: ClientArgs,
+    pub(crate) client: ClientArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,8 +57,9 @@ enum MembersAction {
 pub(crate) struct SnapshotArgs {
     #[command(subcommand)]
     action: SnapshotAction,
+    /// The flags every client command takes.
     #[command(flatten)]
-    client: ClientArgs,
+    pub(crate) client: ClientArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,32 +79,9 @@ enum SnapshotAction {
 /// `recover`: how to bring a cluster back from a single survivor.
 #[derive(Debug, Args)]
 pub(crate) struct RecoverArgs {
+    /// The flags every client command takes.
     #[command(flatten)]
-    client: ClientArgs,
-}
-
-impl StatusArgs {
-    pub(crate) fn client(&self) -> &ClientArgs {
-        &self.client
-    }
-}
-
-impl MembersArgs {
-    pub(crate) fn client(&self) -> &ClientArgs {
-        &self.client
-    }
-}
-
-impl SnapshotArgs {
-    pub(crate) fn client(&self) -> &ClientArgs {
-        &self.client
-    }
-}
-
-impl RecoverArgs {
-    pub(crate) fn client(&self) -> &ClientArgs {
-        &self.client
-    }
+    pub(crate) client: ClientArgs,
 }
 
 fn status_object(addr: &str, status: &StatusResponse) -> serde_json::Value {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use dbadger_core::{Outcome, RequestError};
 use dbadger_grpc::status::from_status;
 use dbadger_grpc::{PeerTransport, TlsMaterial};
 use tokio::time::Instant;
@@ -103,10 +104,15 @@ impl Endpoints {
             let channel = match self.connect(addr, within).await {
                 Ok(channel) => channel,
                 Err(reason) => {
-                    last = Some(Failure {
-                        exit: Exit::Unavailable,
-                        message: format!("cannot reach {addr}: {reason}"),
-                    });
+                    let error = RequestError::unavailable(reason, Outcome::NotApplied);
+                    let failure = Failure {
+                        exit: Exit::of_error(&error),
+                        message: format!("cannot reach {addr}: {}", error.reason()),
+                    };
+                    match after_failure(effect, false, &error) {
+                        Failover::NextEndpoint => last = Some(failure),
+                        Failover::Stop => return Err(failure),
+                    }
                     continue;
                 }
             };

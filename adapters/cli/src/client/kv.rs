@@ -24,8 +24,9 @@ pub(crate) struct GetArgs {
     /// At most this many entries of a range or prefix (0: no limit).
     #[arg(long, default_value_t = 0)]
     limit: u64,
+    /// The flags every client command takes.
     #[command(flatten)]
-    client: ClientArgs,
+    pub(crate) client: ClientArgs,
 }
 
 /// `put KEY [VALUE]`: the value from the argument, or from stdin when absent or `-`.
@@ -35,8 +36,9 @@ pub(crate) struct PutArgs {
     key: String,
     /// The value; `-` or nothing reads it from stdin (raw bytes, also with --hex).
     value: Option<String>,
+    /// The flags every client command takes.
     #[command(flatten)]
-    client: ClientArgs,
+    pub(crate) client: ClientArgs,
 }
 
 /// `del KEY`, `del --prefix PREFIX`, `del FROM TO`.
@@ -49,8 +51,9 @@ pub(crate) struct DelArgs {
     /// Every key that starts with KEY.
     #[arg(long, conflicts_with = "to")]
     prefix: bool,
+    /// The flags every client command takes.
     #[command(flatten)]
-    client: ClientArgs,
+    pub(crate) client: ClientArgs,
 }
 
 /// `cas KEY [NEW] --expect-value V | --expect-revision R | --expect-absent [--delete]`.
@@ -74,32 +77,9 @@ pub(crate) struct CasArgs {
     /// Delete the key instead of setting a value.
     #[arg(long)]
     delete: bool,
+    /// The flags every client command takes.
     #[command(flatten)]
-    client: ClientArgs,
-}
-
-impl GetArgs {
-    pub(crate) fn client(&self) -> &ClientArgs {
-        &self.client
-    }
-}
-
-impl PutArgs {
-    pub(crate) fn client(&self) -> &ClientArgs {
-        &self.client
-    }
-}
-
-impl DelArgs {
-    pub(crate) fn client(&self) -> &ClientArgs {
-        &self.client
-    }
-}
-
-impl CasArgs {
-    pub(crate) fn client(&self) -> &ClientArgs {
-        &self.client
-    }
+    pub(crate) client: ClientArgs,
 }
 
 fn print_entries(output: &Output, entries: &[KeyValue], more: bool) {
