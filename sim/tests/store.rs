@@ -11,7 +11,10 @@ use dbadger_core::raft_types::{EntryPayload, LeaderId, LogEntry, LogId, Vote};
 use dbadger_core::storage::{
     AppliedState, FlushCallback, KvRead, KvWrite, LogStore, StateMachineStore, StateWrite,
 };
-use dbadger_core::testing::{StoreFactory, run_conformance, run_openraft_suite};
+use dbadger_core::testing::{
+    FaultyStoreFactory, StoreFactory, run_conformance, run_failed_flush_conformance,
+    run_openraft_suite,
+};
 use dbadger_sim::store::{FaultRates, SimDisk, SimLogStore, SimStateMachine, SyncPolicy};
 use openraft::vote::RaftLeaderId;
 
@@ -26,6 +29,22 @@ impl StoreFactory for Immediate {
         let disk = SimDisk::new(SyncPolicy::Immediate);
         let (log, machine) = disk.open();
         (disk, log, machine)
+    }
+}
+
+impl FaultyStoreFactory for Immediate {
+    fn fail_next_flush(&self, disk: &Arc<SimDisk>) {
+        disk.fail_next_sync();
+    }
+
+    fn reopen(
+        &self,
+        disk: &Arc<SimDisk>,
+        log: SimLogStore,
+        machine: SimStateMachine,
+    ) -> (SimLogStore, SimStateMachine) {
+        drop((log, machine));
+        disk.open()
     }
 }
 
@@ -71,6 +90,12 @@ async fn simulator_store_passes_the_conformance_suites() {
     run_openraft_suite::<SimRuntime, _>(Immediate)
         .await
         .expect("openraft storage suite");
+}
+
+/// After a failed sync every later write fails, and the rebooted log has no hole.
+#[madsim::test]
+async fn simulator_store_fails_every_write_after_a_failed_sync() {
+    run_failed_flush_conformance(&Immediate);
 }
 
 #[madsim::test]

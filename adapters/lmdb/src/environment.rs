@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use dbadger_core::StorageError;
 use dbadger_core::response::Versioned;
@@ -11,6 +12,7 @@ use heed::byteorder::BigEndian;
 use heed::types::{Bytes, Str, U64};
 use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, MdbError, WithoutTls};
 
+use crate::faults::{FaultPoint, LmdbFaults};
 use crate::{FORMAT_VERSION, LmdbOptions, damaged};
 
 /// Log entries: big-endian index (so LMDB's byte order is index order) to codec bytes.
@@ -53,17 +55,26 @@ pub(crate) struct Databases {
 }
 
 /// What the log store and the state machine share: the environment, its databases, the
-/// snapshot directory and the options.
+/// snapshot directory, the options, the fault plan and whether a write has failed.
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) env: Env<WithoutTls>,
     pub(crate) dbs: Databases,
     pub(crate) snapshot_dir: PathBuf,
     pub(crate) options: LmdbOptions,
+    faults: LmdbFaults,
+    /// Why writes are refused since a commit, a flush or a log write failed (the fsyncgate
+    /// rule: after a failed flush the page cache cannot be trusted to match the disk, so
+    /// nothing more is written until the store is reopened from what the disk holds).
+    failure: Mutex<Option<String>>,
 }
 
 impl Shared {
-    pub(crate) fn open(data_dir: &Path, options: LmdbOptions) -> StorageResult<Shared> {
+    pub(crate) fn open(
+        data_dir: &Path,
+        options: LmdbOptions,
+        faults: LmdbFaults,
+    ) -> StorageResult<Shared> {
         let env_dir = data_dir.join("lmdb");
         let snapshot_dir = data_dir.join("snapshots");
         fs::create_dir_all(&env_dir)?;
@@ -96,6 +107,8 @@ impl Shared {
             dbs,
             snapshot_dir,
             options,
+            faults,
+            failure: Mutex::new(None),
         };
         shared.check_format_version()?;
         Ok(shared)
@@ -106,14 +119,60 @@ impl Shared {
         lmdb_error(error, &self.options)
     }
 
-    /// Commits a write transaction and flushes it to disk, meta page included.
+    /// Opens a write transaction, unless an earlier write failed.
+    pub(crate) fn write_txn(&self) -> StorageResult<heed::RwTxn<'_>> {
+        self.refuse_after_failure()?;
+        self.env.write_txn().map_err(|e| self.error(e))
+    }
+
+    /// Fails if an earlier write failed: every write after it is refused until reopen.
+    pub(crate) fn refuse_after_failure(&self) -> StorageResult<()> {
+        match self.failure_reason().as_ref() {
+            None => Ok(()),
+            Some(reason) => Err(StorageError::Io(std::io::Error::other(format!(
+                "writes are refused until the store is reopened: an earlier write failed ({reason})"
+            )))),
+        }
+    }
+
+    /// Records that a write failed, so that every later one is refused; returns the error.
+    pub(crate) fn fail_writes(&self, error: StorageError) -> StorageError {
+        self.failure_reason()
+            .get_or_insert_with(|| error.to_string());
+        error
+    }
+
+    fn failure_reason(&self) -> MutexGuard<'_, Option<String>> {
+        // An `Option` set once: a panic elsewhere cannot leave it half-written.
+        self.failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Counts a call at `point` of the fault plan; fails it if a fault is due.
+    pub(crate) fn inject(&self, point: FaultPoint) -> StorageResult<()> {
+        self.faults.check(point, self.options.max_size_bytes)
+    }
+
+    /// Commits a write transaction, flushing its data pages but not the meta page. A failure
+    /// refuses every later write.
+    pub(crate) fn commit(&self, txn: heed::RwTxn<'_>) -> StorageResult<()> {
+        self.inject(FaultPoint::Commit)
+            .and_then(|()| txn.commit().map_err(|e| self.error(e)))
+            .map_err(|e| self.fail_writes(e))
+    }
+
+    /// Commits a write transaction and flushes it to disk, meta page included. A failure
+    /// refuses every later write.
     pub(crate) fn commit_durably(&self, txn: heed::RwTxn<'_>) -> StorageResult<()> {
-        txn.commit().map_err(|e| self.error(e))?;
-        self.env.force_sync().map_err(|e| self.error(e))
+        self.commit(txn)?;
+        self.inject(FaultPoint::Sync)
+            .and_then(|()| self.env.force_sync().map_err(|e| self.error(e)))
+            .map_err(|e| self.fail_writes(e))
     }
 
     fn check_format_version(&self) -> StorageResult<()> {
-        let mut txn = self.env.write_txn().map_err(|e| self.error(e))?;
+        let mut txn = self.write_txn()?;
         let stored = self
             .dbs
             .raft_meta

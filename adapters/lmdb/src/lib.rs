@@ -24,8 +24,16 @@
 //! The memory map is the configured maximum; the file grows page by page as data arrives. A
 //! write that would pass the maximum fails with [`StorageError::Full`] and changes nothing;
 //! reads keep working, and reopening with a larger maximum continues.
+//!
+//! # After a failed write
+//!
+//! A failed commit or flush, or any failed log write, makes the store refuse every later
+//! write (reads keep working) until it is reopened: after a failed `fsync` the page cache may
+//! hold pages the disk does not, and a log write that succeeded after a failed one would leave
+//! a hole in the durable log. Reopening reads what the disk holds.
 
 mod environment;
+mod faults;
 mod log_store;
 mod snapshot_files;
 mod state_machine;
@@ -37,6 +45,7 @@ use std::time::Duration;
 use dbadger_core::StorageError;
 use dbadger_core::storage::StorageResult;
 
+pub use faults::{FaultPoint, InjectedFault, LmdbFaults};
 pub use log_store::{LmdbLogStore, LogWriterStats};
 pub use snapshot_files::{LmdbSnapshot, LmdbSnapshotSink};
 pub use state_machine::{LmdbRead, LmdbStateMachine, LmdbWrite};
@@ -87,7 +96,17 @@ impl LmdbStore {
     ///
     /// Opening the same directory twice in one process is refused while the first is open.
     pub fn open(data_dir: &Path, options: LmdbOptions) -> StorageResult<LmdbStore> {
-        let shared = Arc::new(environment::Shared::open(data_dir, options)?);
+        LmdbStore::open_with_faults(data_dir, options, LmdbFaults::new())
+    }
+
+    /// Opens the store like [`LmdbStore::open`], with a fault plan the caller can arm while
+    /// the store runs (for tests of the failure paths; see [`LmdbFaults`]).
+    pub fn open_with_faults(
+        data_dir: &Path,
+        options: LmdbOptions,
+        faults: LmdbFaults,
+    ) -> StorageResult<LmdbStore> {
+        let shared = Arc::new(environment::Shared::open(data_dir, options, faults)?);
         // A crash during a snapshot write leaves a partial file; none is ever read.
         snapshot_files::remove_partial_files(&shared.snapshot_dir)?;
         Ok(LmdbStore {

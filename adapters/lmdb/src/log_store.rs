@@ -24,6 +24,7 @@ use dbadger_core::storage::{FlushCallback, LogBounds, LogStore, StorageResult};
 
 use crate::damaged;
 use crate::environment::{COMMITTED_KEY, LAST_PURGED_KEY, NODE_ID_KEY, Shared, VOTE_KEY};
+use crate::faults::FaultPoint;
 
 /// Counters of the writer thread, for benchmarks and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -101,17 +102,7 @@ impl std::fmt::Debug for Job {
 
 impl LmdbLogStore {
     pub(crate) fn start(shared: Arc<Shared>) -> StorageResult<LmdbLogStore> {
-        let last_index = {
-            let txn = shared.env.read_txn().map_err(|e| shared.error(e))?;
-            let last_entry = shared
-                .dbs
-                .log
-                .last(&txn)
-                .map_err(|e| shared.error(e))?
-                .map(|(i, _)| i);
-            let purged = read_log_id(&shared, &txn, LAST_PURGED_KEY)?.map(|id| id.index);
-            last_entry.max(purged)
-        };
+        let last_index = durable_last_index(&shared)?;
         let overlay = Arc::new(Mutex::new(Overlay {
             last_index,
             ..Overlay::default()
@@ -175,6 +166,7 @@ impl LmdbLogStore {
     }
 
     fn send(&self, job: Job) -> StorageResult<()> {
+        self.shared.refuse_after_failure()?;
         let queue = self.queue.as_ref().ok_or_else(writer_gone)?;
         queue.send(job).map_err(|_| writer_gone())
     }
@@ -398,6 +390,19 @@ fn read_log_id(shared: &Shared, txn: &heed::RoTxn<'_>, key: &str) -> StorageResu
     }
 }
 
+/// The index of the last entry on disk, or of the last purged one for an empty log.
+fn durable_last_index(shared: &Shared) -> StorageResult<Option<u64>> {
+    let txn = shared.env.read_txn().map_err(|e| shared.error(e))?;
+    let last_entry = shared
+        .dbs
+        .log
+        .last(&txn)
+        .map_err(|e| shared.error(e))?
+        .map(|(index, _)| index);
+    let purged = read_log_id(shared, &txn, LAST_PURGED_KEY)?.map(|id| id.index);
+    Ok(last_entry.max(purged))
+}
+
 /// The writer thread: takes whatever is queued (up to the group limit), writes it in one
 /// transaction, flushes, then reports to every waiter.
 fn run_writer(
@@ -414,8 +419,16 @@ fn run_writer(
                 Err(_) => break,
             }
         }
-        let outcome = write_group(shared, &group);
-        forget_committed(overlay, &group);
+        // After a failed group nothing more is written (see `Shared::fail_writes`): a later
+        // group that committed would leave a hole where the failed appends were.
+        let outcome = write_group(shared, &group).map_err(|e| shared.fail_writes(e));
+        forget_written(overlay, &group);
+        if outcome.is_err() {
+            // Reads show what the disk holds plus appends still queued (which will fail too).
+            let durable = durable_last_index(shared).ok().flatten();
+            let mut overlay = lock(overlay);
+            overlay.last_index = overlay.entries.keys().next_back().copied().max(durable);
+        }
         if outcome.is_ok() {
             counters.durable_commits.fetch_add(1, Ordering::Relaxed);
             counters
@@ -452,8 +465,9 @@ fn run_writer(
 
 fn write_group(shared: &Shared, group: &[Job]) -> StorageResult<()> {
     let dbs = &shared.dbs;
-    let mut txn = shared.env.write_txn().map_err(|e| shared.error(e))?;
+    let mut txn = shared.write_txn()?;
     for job in group {
+        shared.inject(FaultPoint::Write)?;
         match job {
             Job::Append { entries, .. } => {
                 for (index, _, bytes) in entries {
@@ -498,8 +512,9 @@ fn write_group(shared: &Shared, group: &[Job]) -> StorageResult<()> {
     shared.commit_durably(txn)
 }
 
-/// Drops committed (or failed) appends from the overlay, unless a later append replaced them.
-fn forget_committed(overlay: &Mutex<Overlay>, group: &[Job]) {
+/// Drops the appends of a written (or failed) group from the overlay, unless a later append
+/// replaced them.
+fn forget_written(overlay: &Mutex<Overlay>, group: &[Job]) {
     let mut overlay = lock(overlay);
     for job in group {
         if let Job::Append { entries, .. } = job {

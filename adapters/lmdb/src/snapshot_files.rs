@@ -161,7 +161,7 @@ pub(crate) fn save_current(
     record.extend_from_slice(&(encoded_meta.len() as u32).to_be_bytes());
     record.extend_from_slice(&encoded_meta);
     record.extend_from_slice(name.as_bytes());
-    let mut txn = shared.env.write_txn().map_err(|e| shared.error(e))?;
+    let mut txn = shared.write_txn()?;
     shared
         .dbs
         .snapshot_meta

@@ -20,6 +20,7 @@ use heed::{RoTxn, RwTxn, WithoutTls};
 use crate::environment::{
     LAST_APPLIED_KEY, MEMBERSHIP_KEY, Shared, decode_versioned, encode_versioned, split_versioned,
 };
+use crate::faults::FaultPoint;
 use crate::snapshot_files::{LmdbSnapshot, LmdbSnapshotSink};
 
 /// How many pairs a scan visits between checks of its view's age.
@@ -63,11 +64,7 @@ impl StateMachineStore for LmdbStateMachine {
 
     fn write(&self) -> StorageResult<LmdbWrite<'_>> {
         Ok(LmdbWrite {
-            txn: self
-                .shared
-                .env
-                .write_txn()
-                .map_err(|e| self.shared.error(e))?,
+            txn: self.shared.write_txn()?,
             shared: &self.shared,
         })
     }
@@ -173,6 +170,7 @@ impl KvRead for LmdbWrite<'_> {
 
 impl KvWrite for LmdbWrite<'_> {
     fn put(&mut self, key: &[u8], value: &[u8], revision: u64) -> StorageResult<()> {
+        self.shared.inject(FaultPoint::Write)?;
         self.shared
             .dbs
             .kv
@@ -184,6 +182,7 @@ impl KvWrite for LmdbWrite<'_> {
         if unstorable(key) {
             return Ok(false);
         }
+        self.shared.inject(FaultPoint::Write)?;
         self.shared
             .dbs
             .kv
@@ -192,6 +191,7 @@ impl KvWrite for LmdbWrite<'_> {
     }
 
     fn clear(&mut self) -> StorageResult<u64> {
+        self.shared.inject(FaultPoint::Write)?;
         let kv = self.shared.dbs.kv;
         let count = kv.len(&self.txn).map_err(|e| self.shared.error(e))?;
         kv.clear(&mut self.txn).map_err(|e| self.shared.error(e))?;
@@ -225,7 +225,7 @@ impl StateWrite for LmdbWrite<'_> {
     /// Commits with a data flush but no meta-page flush: durable against a process crash at
     /// once, recovered from the log and snapshots after a power loss (see the crate docs).
     fn commit(self) -> StorageResult<()> {
-        self.txn.commit().map_err(|e| self.shared.error(e))
+        self.shared.commit(self.txn)
     }
 }
 

@@ -131,3 +131,43 @@ fn full_state_machine_refuses_writes_and_keeps_reads() {
         "refused write visible"
     );
 }
+
+fn indices(log: &impl LogStore) -> Vec<u64> {
+    log.entries(0, u64::MAX)
+        .expect("read")
+        .iter()
+        .map(|entry| entry.log_id.index)
+        .collect()
+}
+
+/// A batch too big for the map fails its flush; a small append after it must fail as well
+/// (the fsyncgate rule: nothing is written after a failed flush until the store is reopened),
+/// or the durable log gets a hole where the big batch was.
+#[test]
+fn a_failed_flush_fails_later_writes_and_leaves_no_hole() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    {
+        let (log, _) = LmdbStore::open(dir.path(), options(SMALL_MAX))
+            .expect("open")
+            .into_parts();
+        append(&log, (1..=3).map(entry).collect()).expect("small batch fits");
+        let too_big: Vec<LogEntry> = (4..=1000).map(entry).collect();
+        let error = append(&log, too_big).expect_err("a 2 MB batch cannot fit in 1 MiB");
+        assert!(matches!(error, StorageError::Full { .. }), "{error:?}");
+        assert!(
+            append(&log, vec![entry(1001)]).is_err(),
+            "an append after a failed flush was acknowledged"
+        );
+        let vote = dbadger_core::raft_types::Vote::new(2, 1);
+        assert!(
+            log.save_vote(&vote).is_err(),
+            "a vote after a failed flush was saved"
+        );
+    }
+    let (log, _) = LmdbStore::open(dir.path(), options(SMALL_MAX))
+        .expect("reopen")
+        .into_parts();
+    assert_eq!(indices(&log), vec![1, 2, 3], "the durable log has a hole");
+    append(&log, vec![entry(4)]).expect("appends continue after a reopen");
+    assert_eq!(indices(&log), vec![1, 2, 3, 4]);
+}

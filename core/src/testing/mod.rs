@@ -6,8 +6,14 @@
 //! [`run_openraft_suite`] (openraft's own storage test suite through the generic adapters of
 //! [`crate::raft_storage`], under the caller's async runtime). The in-memory reference store
 //! runs both in this crate's tests; LMDB and the simulator's store run them in theirs.
+//!
+//! Stores that flush to a disk also implement [`FaultyStoreFactory`] and run
+//! [`run_failed_flush_conformance`]: LMDB through its fault seam, the simulator's store through
+//! its simulated disk. The in-memory reference store has no flush that could fail, so the check
+//! does not apply to it.
 
 mod checks;
+mod failed_flush;
 mod model;
 mod workload;
 
@@ -36,6 +42,25 @@ pub trait StoreFactory: Send + Sync {
 
     /// Creates an empty log store and an empty state-machine store.
     fn create(&self) -> (Self::Guard, Self::Log, Self::Machine);
+}
+
+/// A factory whose stores can be made to fail a flush, and reopened from what they made durable.
+pub trait FaultyStoreFactory: StoreFactory {
+    /// Makes the next flush of the stores behind `guard` fail.
+    fn fail_next_flush(&self, guard: &Self::Guard);
+    /// Closes `log` and `machine` and opens the stores behind `guard` again from their disk.
+    fn reopen(
+        &self,
+        guard: &Self::Guard,
+        log: Self::Log,
+        machine: Self::Machine,
+    ) -> (Self::Log, Self::Machine);
+}
+
+/// Checks the fsyncgate rule: after a failed flush every later write fails, and a reopened
+/// log has no hole. Panics naming the broken property.
+pub fn run_failed_flush_conformance<F: FaultyStoreFactory>(factory: &F) {
+    failed_flush::failed_flush_fails_later_writes(factory);
 }
 
 /// Runs every synchronous conformance check; panics with the name of the first that fails.

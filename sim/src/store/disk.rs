@@ -73,6 +73,8 @@ struct DiskState {
     live: Option<Arc<Live>>,
     failed: bool,
     faults: FaultRates,
+    /// The next sync fails, whatever the rates say (set by [`SimDisk::fail_next_sync`]).
+    fail_next_sync: bool,
     counters: DiskCounters,
 }
 
@@ -157,6 +159,7 @@ impl SimDisk {
                 live: None,
                 failed: false,
                 faults: FaultRates::default(),
+                fail_next_sync: false,
                 counters: DiskCounters::default(),
             }),
             policy,
@@ -229,6 +232,11 @@ impl SimDisk {
     /// Sets the rates of injected errors.
     pub fn set_faults(&self, faults: FaultRates) {
         self.state().faults = faults;
+    }
+
+    /// Makes the next sync fail: its changes are lost and the disk fails until the next boot.
+    pub fn fail_next_sync(&self) {
+        self.state().fail_next_sync = true;
     }
 
     /// Whether an injected error hit this disk since the node booted: the node must restart.
@@ -338,7 +346,8 @@ impl SimDisk {
             }
             let rate = state.faults.sync;
             let pending = std::mem::take(&mut state.pending);
-            if rate > 0.0 && thread_rng().gen_bool(rate.min(1.0)) {
+            let forced = std::mem::take(&mut state.fail_next_sync);
+            if forced || (rate > 0.0 && thread_rng().gen_bool(rate.min(1.0))) {
                 state.failed = true;
                 state.counters.injected += 1;
                 state.counters.lost_changes += pending.len() as u64;
