@@ -27,10 +27,12 @@
 //!
 //! # After a failed write
 //!
-//! A failed commit or flush, or any failed log write, makes the store refuse every later
-//! write (reads keep working) until it is reopened: after a failed `fsync` the page cache may
-//! hold pages the disk does not, and a log write that succeeded after a failed one would leave
-//! a hole in the durable log. Reopening reads what the disk holds.
+//! Any failed write (a put that finds the map full, a failed commit or flush) makes the store
+//! refuse every later write (reads keep working) until it is reopened: after a failed `fsync`
+//! the page cache may hold pages the disk does not, and a log write that succeeded after a
+//! failed one would leave a hole in the durable log. Reopening reads what the disk holds.
+//! Nodes refuse client writes before the map is full (the storage admission check), so a
+//! full map is the last line of defence, not the normal way to say "full".
 
 mod environment;
 mod faults;

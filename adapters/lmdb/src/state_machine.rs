@@ -168,33 +168,48 @@ impl KvRead for LmdbWrite<'_> {
     }
 }
 
+impl LmdbWrite<'_> {
+    /// A write in this transaction failed: every later write of the store is refused (see
+    /// `Shared::fail_writes`); the transaction is aborted when dropped.
+    fn failed(&self, error: StorageError) -> StorageError {
+        self.shared.fail_writes(error)
+    }
+}
+
 impl KvWrite for LmdbWrite<'_> {
     fn put(&mut self, key: &[u8], value: &[u8], revision: u64) -> StorageResult<()> {
-        self.shared.inject(FaultPoint::Write)?;
+        self.shared
+            .inject(FaultPoint::Write)
+            .map_err(|e| self.failed(e))?;
         self.shared
             .dbs
             .kv
             .put(&mut self.txn, key, &encode_versioned(value, revision))
-            .map_err(|e| self.shared.error(e))
+            .map_err(|e| self.failed(self.shared.error(e)))
     }
 
     fn remove(&mut self, key: &[u8]) -> StorageResult<bool> {
         if unstorable(key) {
             return Ok(false);
         }
-        self.shared.inject(FaultPoint::Write)?;
+        self.shared
+            .inject(FaultPoint::Write)
+            .map_err(|e| self.failed(e))?;
         self.shared
             .dbs
             .kv
             .delete(&mut self.txn, key)
-            .map_err(|e| self.shared.error(e))
+            .map_err(|e| self.failed(self.shared.error(e)))
     }
 
     fn clear(&mut self) -> StorageResult<u64> {
-        self.shared.inject(FaultPoint::Write)?;
+        self.shared
+            .inject(FaultPoint::Write)
+            .map_err(|e| self.failed(e))?;
         let kv = self.shared.dbs.kv;
         let count = kv.len(&self.txn).map_err(|e| self.shared.error(e))?;
-        kv.clear(&mut self.txn).map_err(|e| self.shared.error(e))?;
+        kv.clear(&mut self.txn)
+            .map_err(|e| self.failed(self.shared.error(e)))?;
         Ok(count)
     }
 }
@@ -213,13 +228,13 @@ impl StateWrite for LmdbWrite<'_> {
             LAST_APPLIED_KEY,
             &encode_log_id(state.last_applied.as_ref()),
         )
-        .map_err(|e| self.shared.error(e))?;
+        .map_err(|e| self.failed(self.shared.error(e)))?;
         meta.put(
             &mut self.txn,
             MEMBERSHIP_KEY,
             &encode_stored_membership(&state.membership),
         )
-        .map_err(|e| self.shared.error(e))
+        .map_err(|e| self.failed(self.shared.error(e)))
     }
 
     /// Commits with a data flush but no meta-page flush: durable against a process crash at
