@@ -82,7 +82,7 @@ pub fn node_config(addr: &str, start: StartMode) -> Config {
         bind: addr.to_owned(),
         start,
         heartbeat_timeout: Duration::from_millis(150),
-        election_timeout: Duration::from_millis(300),
+        election_timeout: Duration::from_millis(100),
         leader_lease_timeout: Duration::from_millis(100),
         commit_timeout: Duration::from_millis(10),
         snapshot_threshold: 40,

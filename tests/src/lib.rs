@@ -27,7 +27,7 @@ pub fn test_config(dir: &TempDir, start: StartMode) -> Config {
         data_dir: dir.path().to_path_buf(),
         start,
         heartbeat_timeout: Duration::from_millis(300),
-        election_timeout: Duration::from_millis(300),
+        election_timeout: Duration::from_millis(150),
         leader_lease_timeout: Duration::from_millis(150),
         commit_timeout: Duration::from_millis(30),
         request_timeout: REQUEST_TIMEOUT,

@@ -20,8 +20,14 @@ pub(crate) enum LogFormat {
 }
 
 /// The filter when `RUST_LOG` is not set.
-pub(crate) const DEFAULT_FILTER: &str =
-    "warn,dbadger=info,dbadger_cli=info,dbadger_grpc=info,dbadger_lmdb=info,dbadger_core=info";
+///
+/// openraft's replication and heartbeat warnings repeat for every failed attempt to reach a peer (thousands
+/// per minute while a follower is down); they are kept at error. The transport logs each
+/// peer's changes instead ("peer unreachable; retrying with backoff", "peer reachable again").
+pub(crate) const DEFAULT_FILTER: &str = "warn,openraft::replication=error,\
+     openraft::engine::handler::replication_handler=error,openraft::core::heartbeat=error,\
+     dbadger=info,dbadger_cli=info,\
+     dbadger_grpc=info,dbadger_lmdb=info,dbadger_core=info";
 
 /// The filter: `RUST_LOG` if set and valid, else [`DEFAULT_FILTER`].
 fn filter() -> EnvFilter {

@@ -8,29 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Node, result, run, run_with_stdin, three_nodes};
-
-fn leader_index(nodes: &[Node]) -> usize {
-    let endpoints = nodes
-        .iter()
-        .map(|node| node.addr.as_str())
-        .collect::<Vec<_>>()
-        .join(",");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let output = run(&["status", "--endpoints", &endpoints, "--output", "json"]);
-        for line in String::from_utf8_lossy(&output.stdout).lines() {
-            let status: serde_json::Value = serde_json::from_str(line).expect("status JSON");
-            if status["is_leader"] == true
-                && let Some(index) = nodes.iter().position(|node| node.addr == status["addr"])
-            {
-                return index;
-            }
-        }
-        assert!(Instant::now() < deadline, "no leader among {endpoints}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+use common::{leader_index, result, run, run_with_stdin, three_nodes};
 
 /// A put through a follower is read back through another node, as text and as JSON lines with
 /// revisions; prefix, range, delete and compare-and-set behave as documented; each exit code

@@ -11,7 +11,7 @@ use dbadger_core::raft_types::{Node as NodeAddress, NodeId, RaftTypes, Vote};
 use dbadger_core::storage::memory::{MemoryLogStore, MemoryStateMachine};
 use dbadger_core::storage::{LogStore, StateMachineStore};
 use dbadger_core::{Config, PemSource, StartMode, TlsConfig};
-use dbadger_grpc::{Forwarder, GrpcNetwork, PeerTransport, RaftService, TlsMaterial};
+use dbadger_grpc::{Forwarder, GrpcNetwork, PeerOptions, PeerTransport, RaftService, TlsMaterial};
 use dbadger_lmdb::{LmdbOptions, LmdbStore};
 use openraft::Raft;
 use tokio::time::Instant;
@@ -118,7 +118,7 @@ impl Db {
     ) -> Result<Db, StartError> {
         config.validate()?;
         let raft_config = Arc::new(config.raft_config()?);
-        let patience = Duration::from_millis(raft_config.election_timeout_max);
+        let patience = config.longest_failover();
         let listener = Listener::bind(&config.bind)?;
         let addr = config
             .advertise
@@ -134,8 +134,12 @@ impl Db {
             raft_config,
             GrpcNetwork::<<S as StateMachineStore>::Snapshot>::new(
                 transport.clone(),
-                Duration::from_secs(1),
-                config.heartbeat_timeout,
+                PeerOptions {
+                    connect_timeout: config.peer_connect_timeout,
+                    min_rpc_timeout: config.heartbeat_timeout,
+                    retry_min: config.peer_retry_min,
+                    retry_max: config.peer_retry_max,
+                },
             ),
             RaftLog::new(Arc::new(log)),
             RaftStateMachineStore::new(Arc::clone(&store)).with_limits(config.limits),

@@ -38,7 +38,7 @@ use crate::rpc_failure::Failure;
 type Types<RT> = RaftTypes<RT>;
 
 /// One item of openraft's response stream: an answer, or why the stream ended.
-type AnswerItem<RT> = Result<StreamAppendResult<Types<RT>>, RPCError<Types<RT>>>;
+pub(crate) type AnswerItem<RT> = Result<StreamAppendResult<Types<RT>>, RPCError<Types<RT>>>;
 
 /// How many append requests may be on their way to one follower, unanswered, at once.
 ///

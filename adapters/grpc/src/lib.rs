@@ -19,6 +19,7 @@ mod forward;
 mod kv_service;
 #[cfg(not(madsim))]
 mod malformed_request;
+mod peer_link;
 mod raft_client;
 mod raft_service;
 mod rpc_failure;
@@ -32,6 +33,7 @@ pub use forward::{ForwardError, ForwardHandler, Forwarder};
 pub use kv_service::{KvHandler, KvService};
 #[cfg(not(madsim))]
 pub use malformed_request::{MalformedRequest, MalformedRequestLayer};
+pub use peer_link::PeerOptions;
 pub use raft_client::{GrpcNetwork, GrpcRaftClient};
 pub use raft_service::RaftService;
 pub use tls::{PeerTransport, TlsMaterial};

@@ -1,5 +1,6 @@
 //! The client side of the Raft transport: openraft's network factory and per-peer clients.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::marker::PhantomData;
@@ -24,6 +25,7 @@ use tonic::transport::Channel;
 
 use crate::PeerTransport;
 use crate::append_pipeline::{PipelineRequests, pipeline};
+use crate::peer_link::{PeerLink, PeerOptions};
 use crate::rpc_failure::Failure;
 
 use crate::SNAPSHOT_CHUNK_BYTES;
@@ -31,33 +33,32 @@ use crate::convert::raft as wire;
 
 type Types<RT> = RaftTypes<RT>;
 
-/// openraft's network factory over gRPC: one lazily connected channel per peer. `D` is the
-/// snapshot type of the local state machine, streamed to peers in chunks.
+/// openraft's network factory over gRPC: one lazily connected channel per peer client, and
+/// one retry state per peer (see [`crate::peer_link`]). `D` is the snapshot type of the local
+/// state machine, streamed to peers in chunks.
 pub struct GrpcNetwork<D> {
-    connect_timeout: Duration,
-    min_rpc_timeout: Duration,
+    options: PeerOptions,
     transport: PeerTransport,
+    /// One entry per peer id this node ever replicated to or asked for a vote: bounded by
+    /// the membership's history, not by traffic.
+    links: HashMap<NodeId, PeerLink>,
     _snapshot: PhantomData<fn() -> D>,
 }
 
 impl<D> GrpcNetwork<D> {
-    /// A factory whose clients reach peers over `transport`, give up connecting after
-    /// `connect_timeout`, and wait at least `min_rpc_timeout` for an answer.
+    /// A factory whose clients reach peers over `transport` as `options` say.
     ///
     /// openraft gives append-entries and heartbeat RPCs the heartbeat interval as their deadline
     /// (tens of milliseconds). A follower that needs longer, because the network is slow or its
     /// disk is busy, would then never be caught up: every append would be cut off and retried.
-    /// The floor (the node uses its heartbeat timeout) keeps slow peers replicating; a peer
-    /// that cannot answer within it is treated as unreachable.
-    pub fn new(
-        transport: PeerTransport,
-        connect_timeout: Duration,
-        min_rpc_timeout: Duration,
-    ) -> GrpcNetwork<D> {
+    /// The floor (`min_rpc_timeout`; the node uses its heartbeat timeout) keeps slow peers
+    /// replicating; a peer that cannot answer within it is treated as unreachable, and tried
+    /// again after a backoff between `retry_min` and `retry_max`.
+    pub fn new(transport: PeerTransport, options: PeerOptions) -> GrpcNetwork<D> {
         GrpcNetwork {
-            connect_timeout,
-            min_rpc_timeout,
+            options,
             transport,
+            links: HashMap::new(),
             _snapshot: PhantomData,
         }
     }
@@ -66,8 +67,8 @@ impl<D> GrpcNetwork<D> {
 impl<D> fmt::Debug for GrpcNetwork<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GrpcNetwork")
-            .field("connect_timeout", &self.connect_timeout)
-            .finish()
+            .field("options", &self.options)
+            .finish_non_exhaustive()
     }
 }
 
@@ -79,21 +80,28 @@ where
     type Network = GrpcRaftClient<D>;
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> GrpcRaftClient<D> {
+        let options = self.options;
         let client = self
             .transport
             .endpoint(&node.addr)
             .map(|endpoint| {
                 RaftClient::new(
                     endpoint
-                        .connect_timeout(self.connect_timeout)
+                        .connect_timeout(options.connect_timeout)
                         .connect_lazy(),
                 )
             })
             .map_err(|error| format!("node {target}: {error}"));
+        let link = self
+            .links
+            .entry(target)
+            .or_insert_with(|| PeerLink::new(target, options))
+            .clone();
         GrpcRaftClient {
-            target,
             client,
-            min_rpc_timeout: self.min_rpc_timeout,
+            min_rpc_timeout: options.min_rpc_timeout,
+            link,
+            target,
             _snapshot: PhantomData,
         }
     }
@@ -104,6 +112,7 @@ pub struct GrpcRaftClient<D> {
     target: NodeId,
     client: Result<RaftClient<Channel>, String>,
     min_rpc_timeout: Duration,
+    link: PeerLink,
     _snapshot: PhantomData<fn() -> D>,
 }
 
@@ -127,8 +136,8 @@ impl<D> GrpcRaftClient<D> {
         self.client.clone().map_err(Failure::Unreachable)
     }
 
-    /// One unary RPC: `send` makes the call on a client of the peer, under the option's
-    /// deadline; `decode` converts the answer.
+    /// One unary RPC, once the peer's backoff allows: `send` makes the call on a client of
+    /// the peer, under the option's deadline; `decode` converts the answer.
     async fn unary<RT, Answer, Sent, T>(
         &self,
         option: &RPCOption,
@@ -139,11 +148,13 @@ impl<D> GrpcRaftClient<D> {
         RT: AsyncRuntime,
         Sent: Future<Output = Result<tonic::Response<Answer>, tonic::Status>>,
     {
-        let client = self.client().map_err(Failure::into_rpc::<RT>)?;
-        let answer = call(self.deadline(option), send(client))
-            .await
-            .map_err(Failure::into_rpc::<RT>)?;
-        decode(answer).map_err(malformed::<RT>)
+        self.link.wait_turn().await;
+        let answer = match self.client() {
+            Ok(client) => call(self.deadline(option), send(client)).await,
+            Err(failure) => Err(failure),
+        };
+        self.link.observe(&answer);
+        decode(answer.map_err(Failure::into_rpc::<RT>)?).map_err(malformed::<RT>)
     }
 }
 
@@ -210,8 +221,17 @@ where
         }
         let patience = self.deadline(&option);
         let client = self.client();
+        let link = self.link.clone();
         async move {
-            let mut client = client.map_err(Failure::into_rpc::<RT>)?;
+            let mut client = match client {
+                Ok(client) => client,
+                Err(failure) => {
+                    // Paced like a failed call, or openraft would retry at once.
+                    link.wait_turn().await;
+                    link.observe::<()>(&Err(failure.clone()));
+                    return Err(failure.into_rpc::<RT>());
+                }
+            };
             let (requests, outgoing) = PipelineRequests::channel();
             let call = async move {
                 client
@@ -220,7 +240,8 @@ where
                     .map(tonic::Response::into_inner)
             }
             .boxed();
-            Ok(pipeline::<RT, S>(input, requests, call, patience))
+            let answers = pipeline::<RT, S>(input, requests, call, patience);
+            Ok(paced::<RT>(link, answers))
         }
         .boxed()
     }
@@ -260,6 +281,7 @@ where
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<Types<RT>>, StreamingError<Types<RT>>> {
+        self.link.wait_turn().await;
         let mut client = self.client().map_err(Failure::into_streaming::<RT>)?;
         let size = snapshot.snapshot.size_bytes();
         let header = v1::SnapshotChunk {
@@ -275,8 +297,10 @@ where
         let transfer = call(ttl, client.install_snapshot(chunks));
         let response = futures_util::select_biased! {
             closed = cancel.fuse() => return Err(StreamingError::Closed(closed)),
-            response = Box::pin(transfer).fuse() => response.map_err(Failure::into_streaming::<RT>)?,
+            response = Box::pin(transfer).fuse() => response,
         };
+        self.link.observe(&response);
+        let response = response.map_err(Failure::into_streaming::<RT>)?;
         let vote = wire::vote_from_wire(response.vote, "vote")
             .map_err(|error| Failure::Network(error.to_string()).into_streaming::<RT>())?;
         Ok(SnapshotResponse::new(vote))
@@ -295,6 +319,25 @@ where
         )
         .await
     }
+}
+
+/// A pipeline's answers, started once the peer's backoff allows (the wait is inside the
+/// stream, where openraft can cancel it), with each answer recorded on the peer's link.
+fn paced<RT: AsyncRuntime>(
+    link: PeerLink,
+    answers: BoxStream<'static, crate::append_pipeline::AnswerItem<RT>>,
+) -> BoxStream<'static, crate::append_pipeline::AnswerItem<RT>> {
+    let waiting = link.clone();
+    futures_util::stream::once(async move {
+        waiting.wait_turn().await;
+        answers
+    })
+    .flatten()
+    .inspect(move |answer| match answer {
+        Err(RPCError::Unreachable(unreachable)) => link.unreachable(&unreachable.to_string()),
+        Ok(_) | Err(_) => link.answered(),
+    })
+    .boxed()
 }
 
 /// The snapshot's bytes as data chunks of at most [`SNAPSHOT_CHUNK_BYTES`], read as the stream

@@ -8,6 +8,7 @@ use openraft::errors::{NetworkError, RPCError, StreamingError, Unreachable};
 type Types<RT> = RaftTypes<RT>;
 
 /// Why an RPC failed, before it is shaped into the error type the caller needs.
+#[derive(Clone, Debug)]
 pub(crate) enum Failure {
     /// The peer could not be reached (connection refused, bad address, timed out): openraft
     /// backs off.
@@ -20,9 +21,9 @@ impl Failure {
     pub(crate) fn from_status(status: &tonic::Status) -> Failure {
         match status.code() {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
-                Failure::Unreachable(status.to_string())
+                Failure::Unreachable(describe(status))
             }
-            _ => Failure::Network(status.to_string()),
+            _ => Failure::Network(describe(status)),
         }
     }
 
@@ -44,5 +45,44 @@ impl Failure {
                 StreamingError::Network(NetworkError::from_string(message))
             }
         }
+    }
+}
+
+/// A short, human account of a failed call: the status message and, when the failure came
+/// from below gRPC (a refused connection, a TLS error), its innermost cause.
+pub(crate) fn describe(status: &tonic::Status) -> String {
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(status);
+    let mut innermost = None;
+    while let Some(error) = cause {
+        innermost = Some(error);
+        cause = error.source();
+    }
+    match innermost {
+        Some(root) if !status.message().contains(&root.to_string()) => {
+            format!("{}: {root}", status.message())
+        }
+        _ => status.message().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_status_is_its_message() {
+        assert_eq!(
+            describe(&tonic::Status::unavailable("node is stopping")),
+            "node is stopping"
+        );
+    }
+
+    #[test]
+    fn a_transport_failure_names_its_root_cause() {
+        let refused =
+            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let mut status = tonic::Status::unavailable("tcp connect error");
+        status.set_source(std::sync::Arc::new(refused));
+        assert_eq!(describe(&status), "tcp connect error: connection refused");
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use dbadger_core::raft_types::{LeaderId, LogId, Node, Vote};
 use dbadger_core::storage::memory::MemorySnapshot;
-use dbadger_grpc::{GrpcNetwork, MAX_APPENDS_IN_FLIGHT, PeerTransport, RaftService};
+use dbadger_grpc::{GrpcNetwork, MAX_APPENDS_IN_FLIGHT, PeerOptions, PeerTransport, RaftService};
 use dbadger_proto::v1;
 use dbadger_proto::v1::raft_client::RaftClient;
 use dbadger_proto::v1::raft_server::{Raft as RaftRpc, RaftServer};
@@ -157,8 +157,10 @@ fn serve(service: impl RaftRpc) -> String {
 async fn leader_client(addr: &str, patience: Duration) -> LeaderClient {
     let mut network = GrpcNetwork::<MemorySnapshot>::new(
         PeerTransport::default(),
-        Duration::from_secs(1),
-        patience,
+        PeerOptions {
+            min_rpc_timeout: patience,
+            ..PeerOptions::default()
+        },
     );
     RaftNetworkFactory::<Types>::new_client(
         &mut network,

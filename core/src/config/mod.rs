@@ -1,12 +1,13 @@
 //! Node configuration: DBadger's options with DBadger's validation rules, and their translation
 //! into openraft's configuration.
 //!
-//! Timing options follow hashicorp/raft's meaning, which DBadger users know:
+//! Timing options are named after hashicorp/raft's, which DBadger users know; what each does
+//! here is exactly what this table says:
 //!
 //! | option | meaning | openraft |
 //! | --- | --- | --- |
-//! | `heartbeat_timeout` | a follower that hears nothing from a leader this long starts an election | `election_timeout_min` |
-//! | `election_timeout` | a candidate that has not won after this long starts a new election | `election_timeout_max = heartbeat_timeout + election_timeout` (elections are randomised over that span) |
+//! | `heartbeat_timeout` | a follower that hears nothing from a leader this long starts an election (pre-vote first) | with `d = election_timeout`: `election_timeout_max = (heartbeat_timeout + d) / 2`, `election_timeout_min = heartbeat_timeout - election_timeout_max` |
+//! | `election_timeout` | the span elections are randomised over: a follower starts one after a silence between `heartbeat_timeout` and `heartbeat_timeout + election_timeout`, and a candidate that has not won starts a new round after `(heartbeat_timeout - election_timeout) / 2` to `(heartbeat_timeout + election_timeout) / 2` | as above |
 //! | `commit_timeout` | the longest a follower waits to learn a commit index when no writes flow | `heartbeat_interval = min(heartbeat_timeout / 10, commit_timeout)` |
 //! | `leader_lease_timeout` | the lease a leader could serve reads under without a quorum round | validated only: dbadger serves linearizable reads with ReadIndex, never a lease (a lease is only as safe as the clock-drift bound) |
 //! | `snapshot_threshold` | take a snapshot once this many entries were applied since the last | `SnapshotPolicy::LogsSinceLast` |
@@ -103,7 +104,8 @@ pub struct Config {
     pub leave_on_stop: bool,
     /// See the module table. Default 1 s (hashicorp/raft's default).
     pub heartbeat_timeout: Duration,
-    /// See the module table. Default 1 s.
+    /// See the module table. Default 500 ms; must stay below `heartbeat_timeout` by at least
+    /// two heartbeat intervals (`2 * min(heartbeat_timeout / 10, commit_timeout)`).
     pub election_timeout: Duration,
     /// See the module table. Default 500 ms; must not exceed `heartbeat_timeout`.
     pub leader_lease_timeout: Duration,
@@ -121,6 +123,14 @@ pub struct Config {
     pub snapshot_transfer_timeout: Duration,
     /// The deadline of a call that does not bring its own. Default 5 s.
     pub request_timeout: Duration,
+    /// The longest a connection attempt to a peer may take. Default 1 s.
+    pub peer_connect_timeout: Duration,
+    /// After a peer could not be reached, the wait before the next attempt; it doubles per
+    /// failed attempt (with jitter) up to `peer_retry_max`. Default 25 ms.
+    pub peer_retry_min: Duration,
+    /// The longest wait between attempts to reach an unreachable peer: how soon a peer that
+    /// comes back is noticed, at most. Default 1 s; at least `peer_retry_min`.
+    pub peer_retry_max: Duration,
     /// The most disk the store may use. At this size writes fail with "storage full" while
     /// reads keep working. Default 64 GiB.
     pub max_storage_bytes: u64,
@@ -139,7 +149,7 @@ impl Default for Config {
             start: StartMode::Resume,
             leave_on_stop: true,
             heartbeat_timeout: Duration::from_millis(1000),
-            election_timeout: Duration::from_millis(1000),
+            election_timeout: Duration::from_millis(500),
             leader_lease_timeout: Duration::from_millis(500),
             commit_timeout: Duration::from_millis(50),
             snapshot_interval: Duration::from_secs(120),
@@ -148,6 +158,9 @@ impl Default for Config {
             trailing_logs: 10_240,
             snapshot_transfer_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(5),
+            peer_connect_timeout: Duration::from_secs(1),
+            peer_retry_min: Duration::from_millis(25),
+            peer_retry_max: Duration::from_secs(1),
             max_storage_bytes: 64 << 30,
             limits: Limits::default(),
         }
@@ -219,12 +232,32 @@ impl Config {
             self.snapshot_transfer_timeout,
             MIN_TIMER,
         )?;
-        not_above(
-            "heartbeat_timeout",
-            self.heartbeat_timeout,
-            "election_timeout",
-            self.election_timeout,
+        at_least(
+            "peer_connect_timeout",
+            self.peer_connect_timeout,
+            Duration::from_millis(1),
         )?;
+        at_least(
+            "peer_retry_min",
+            self.peer_retry_min,
+            Duration::from_millis(1),
+        )?;
+        not_above(
+            "peer_retry_min",
+            self.peer_retry_min,
+            "peer_retry_max",
+            self.peer_retry_max,
+        )?;
+        let spread_limit = self
+            .heartbeat_timeout
+            .saturating_sub(self.heartbeat_interval() * 2);
+        if self.election_timeout >= spread_limit {
+            return Err(ConfigError::OutOfRange {
+                option: "election_timeout",
+                value: format!("{:?}", self.election_timeout),
+                rule: "must be below heartbeat_timeout minus two heartbeat intervals",
+            });
+        }
         not_above(
             "leader_lease_timeout",
             self.leader_lease_timeout,
@@ -289,17 +322,37 @@ impl Config {
         Ok(())
     }
 
+    /// How often a leader sends heartbeats: `min(heartbeat_timeout / 10, commit_timeout)`.
+    pub fn heartbeat_interval(&self) -> Duration {
+        (self.heartbeat_timeout / 10)
+            .min(self.commit_timeout)
+            .max(Duration::from_millis(1))
+    }
+
+    /// The longest a leader change takes on a sound network: a follower's longest silence
+    /// (`heartbeat_timeout + election_timeout`) and one candidate round. A node waits this
+    /// long for a leader before it answers `UNAVAILABLE`, and a leader that has heard from no
+    /// quorum for this long refuses writes.
+    pub fn longest_failover(&self) -> Duration {
+        let silence = self.heartbeat_timeout + self.election_timeout;
+        silence + silence / 2
+    }
+
     /// The openraft configuration these options stand for (see the module table).
+    ///
+    /// openraft starts an election once a follower has heard nothing for its leader lease
+    /// (`election_timeout_max`) plus a timeout drawn from `[election_timeout_min,
+    /// election_timeout_max)`; the two are chosen so that this silence falls between
+    /// `heartbeat_timeout` and `heartbeat_timeout + election_timeout`.
     pub fn raft_config(&self) -> Result<openraft::Config, ConfigError> {
         self.validate()?;
         let heartbeat_timeout_ms = millis(self.heartbeat_timeout);
-        let heartbeat_interval_ms = (heartbeat_timeout_ms / 10)
-            .min(millis(self.commit_timeout))
-            .max(1);
+        let lease_ms = (heartbeat_timeout_ms + millis(self.election_timeout)) / 2;
+        let heartbeat_interval_ms = millis(self.heartbeat_interval());
         let config = openraft::Config {
             cluster_name: "dbadger".to_owned(),
-            election_timeout_min: heartbeat_timeout_ms,
-            election_timeout_max: heartbeat_timeout_ms + millis(self.election_timeout),
+            election_timeout_min: heartbeat_timeout_ms - lease_ms,
+            election_timeout_max: lease_ms,
             heartbeat_interval: heartbeat_interval_ms,
             install_snapshot_timeout: millis(self.snapshot_transfer_timeout),
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(self.snapshot_threshold),

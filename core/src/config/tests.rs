@@ -61,24 +61,48 @@ fn start_flags_follow_dbadger_rules() {
     );
 }
 
-/// The election timeout may equal but not undercut the heartbeat timeout.
+/// The election spread must leave room for two heartbeats below the heartbeat timeout.
 #[test]
-fn election_timeout_must_not_be_below_heartbeat_timeout() {
+fn election_timeout_must_stay_below_heartbeat_timeout() {
     let mut config = Config {
-        election_timeout: Duration::from_millis(1000),
+        election_timeout: Duration::from_millis(899),
         ..Config::default()
     };
     assert_eq!(config.validate(), Ok(()));
-    config.election_timeout = Duration::from_millis(999);
-    assert_eq!(
+    config.election_timeout = Duration::from_millis(900);
+    assert!(matches!(
         config.validate(),
-        Err(ConfigError::Ordering {
-            smaller: "heartbeat_timeout",
-            smaller_ms: 1000,
-            larger: "election_timeout",
-            larger_ms: 999
+        Err(ConfigError::OutOfRange {
+            option: "election_timeout",
+            ..
         })
-    );
+    ));
+}
+
+/// openraft starts an election after its lease plus a timeout drawn from [min, max): that
+/// silence must span exactly [heartbeat_timeout, heartbeat_timeout + election_timeout).
+#[test]
+fn elections_start_after_the_heartbeat_timeout() {
+    for (heartbeat, spread) in [(1000, 500), (150, 100), (300, 150), (1000, 5)] {
+        let config = Config {
+            heartbeat_timeout: Duration::from_millis(heartbeat),
+            election_timeout: Duration::from_millis(spread),
+            ..Config::default()
+        };
+        let raft = config.raft_config().expect("valid");
+        let lease = raft.election_timeout_max;
+        assert_eq!(
+            lease + raft.election_timeout_min,
+            heartbeat,
+            "shortest silence"
+        );
+        assert!(
+            (2 * lease).abs_diff(heartbeat + spread) <= 1,
+            "longest silence {} for {heartbeat} + {spread}",
+            2 * lease
+        );
+        assert!(config.longest_failover() >= Duration::from_millis(heartbeat + spread));
+    }
 }
 
 /// The leader lease may equal but not exceed the heartbeat timeout.

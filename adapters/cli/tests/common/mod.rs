@@ -7,7 +7,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 /// How long a node may take to report that it started.
@@ -28,6 +29,8 @@ pub(crate) struct Node {
     pub(crate) addr: String,
     /// Its data directory.
     pub(crate) dir: PathBuf,
+    /// How many lines it has logged so far.
+    log_lines: Arc<AtomicU64>,
 }
 
 /// The address in a JSON log line `{"fields":{"message":"node started","addr":"..."}}`.
@@ -63,9 +66,12 @@ impl Node {
             .expect("spawn dbadger node");
         let stderr = child.stderr.take().expect("stderr");
         let (found, address) = mpsc::channel();
+        let log_lines = Arc::new(AtomicU64::new(0));
+        let counted = Arc::clone(&log_lines);
         std::thread::spawn(move || {
             let mut reported = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                counted.fetch_add(1, Ordering::Relaxed);
                 if !reported && let Some(addr) = started_addr(&line) {
                     let _ = found.send(addr);
                     reported = true;
@@ -87,7 +93,38 @@ impl Node {
             child,
             addr,
             dir: dir.to_path_buf(),
+            log_lines,
         }
+    }
+
+    /// The lines the node has logged so far.
+    pub(crate) fn log_lines(&self) -> u64 {
+        self.log_lines.load(Ordering::Relaxed)
+    }
+
+    /// The CPU time (user and system) the process has used so far, from `/proc`.
+    pub(crate) fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("the node's /proc stat");
+        // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+        let after_name = &stat[stat.rfind(')').expect("stat has a command name") + 2..];
+        let fields: Vec<&str> = after_name.split(' ').collect();
+        // utime and stime are fields 14 and 15 of the whole line: 11 and 12 after the name.
+        let ticks: u64 =
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        let per_second: u64 = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8_lossy(&out.stdout).trim().parse().ok())
+            .unwrap_or(100);
+        Duration::from_secs_f64(ticks as f64 / per_second.max(1) as f64)
+    }
+
+    /// kill -9; the node stays dead.
+    pub(crate) fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// The node's port.
@@ -122,6 +159,29 @@ impl Drop for Node {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// The index of the node that reports itself leader (asking all of them, for up to 20 s).
+pub(crate) fn leader_index(nodes: &[Node]) -> usize {
+    let endpoints = nodes
+        .iter()
+        .map(|node| node.addr.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let output = run(&["status", "--endpoints", &endpoints, "--output", "json"]);
+        for line in String::from_utf8_lossy(&output.stdout).lines() {
+            let status: serde_json::Value = serde_json::from_str(line).expect("status JSON");
+            if status["is_leader"] == true
+                && let Some(index) = nodes.iter().position(|node| node.addr == status["addr"])
+            {
+                return index;
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader among {endpoints}");
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

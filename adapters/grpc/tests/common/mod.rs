@@ -1,13 +1,12 @@
 //! Shared by the transport tests.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use dbadger_core::raft_storage::{RaftLog, RaftStateMachineStore};
 use dbadger_core::raft_types::RaftTypes;
 use dbadger_core::storage::memory::{MemoryLogStore, MemorySnapshot, MemoryStateMachine};
 use dbadger_core::{Command, Query, RequestError, Response};
-use dbadger_grpc::{ForwardHandler, GrpcNetwork, PeerTransport};
+use dbadger_grpc::{ForwardHandler, GrpcNetwork, PeerOptions, PeerTransport};
 use futures_util::future::BoxFuture;
 use openraft::{Config, Raft};
 use openraft_rt_tokio::TokioRuntime;
@@ -28,11 +27,7 @@ pub(crate) async fn memory_raft(
     let raft = Raft::new(
         id,
         config,
-        GrpcNetwork::<MemorySnapshot>::new(
-            PeerTransport::default(),
-            Duration::from_secs(1),
-            Duration::from_secs(1),
-        ),
+        GrpcNetwork::<MemorySnapshot>::new(PeerTransport::default(), PeerOptions::default()),
         RaftLog::new(Arc::new(MemoryLogStore::new())),
         RaftStateMachineStore::new(Arc::clone(&machine)),
     )
