@@ -43,3 +43,83 @@ fn a_dead_follower_costs_the_leader_next_to_nothing() {
     let (code, _) = result(&run(&["put", "after", "2", "--endpoints", &watched.addr]));
     assert_eq!(code, 0, "writes still work");
 }
+
+/// How many leaders the failover test kills.
+const KILLS: usize = 10;
+
+/// The longest a failover may take with the default timings: a follower starts an election
+/// after 1 to 1.5 s of silence (`heartbeat_timeout` 1 s, `election_timeout` 500 ms), the
+/// vote takes a round trip, and the client's retry finds the new leader. Before elections
+/// counted openraft's lease in, failover took 3.2 to 4.7 s.
+const FAILOVER_BOUND: Duration = Duration::from_millis(2500);
+
+/// Polls `done` every 50 ms for up to 20 s.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not happen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// kill -9 of the leader, ten times in a row (restarting the killed node each time): the
+/// first write after each kill is acknowledged within [`FAILOVER_BOUND`].
+#[test]
+fn a_killed_leader_is_replaced_within_the_failover_bound() {
+    let root = tempfile::tempdir().expect("temporary directory");
+    let mut nodes = three_nodes(root.path(), |_| Vec::new());
+    let mut failovers = Vec::new();
+    for kill in 0..KILLS {
+        let leader = leader_index(&nodes);
+        let victim = nodes.remove(leader);
+        let survivors = nodes
+            .iter()
+            .map(|node| node.addr.as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let (dir, addr) = (victim.dir.clone(), victim.addr.clone());
+        let killed_at = std::time::Instant::now();
+        victim.kill9();
+        let key = format!("after-kill-{kill}");
+        eventually("a write after the kill", || {
+            let output = run(&[
+                "put",
+                &key,
+                "1",
+                "--endpoints",
+                &survivors,
+                "--timeout",
+                "10s",
+            ]);
+            result(&output).0 == 0
+        });
+        failovers.push(killed_at.elapsed());
+        let restarted = common::Node::start(&dir, &addr, &[]);
+        // The restarted node has caught up once it serves the write made while it was down.
+        eventually("the restarted node catching up", || {
+            let output = run(&[
+                "get",
+                &key,
+                "--read",
+                "local",
+                "--endpoints",
+                &restarted.addr,
+            ]);
+            result(&output).0 == 0
+        });
+        nodes.push(restarted);
+    }
+    failovers.sort();
+    let median = failovers[KILLS / 2];
+    let max = failovers[KILLS - 1];
+    eprintln!(
+        "failover after kill -9 of the leader, {KILLS} kills: median {median:?}, max {max:?}"
+    );
+    assert!(
+        max <= FAILOVER_BOUND,
+        "failover took up to {max:?} (median {median:?}); the bound is {FAILOVER_BOUND:?}"
+    );
+}
