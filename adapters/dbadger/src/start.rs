@@ -97,6 +97,8 @@ impl Db {
             let options = LmdbOptions {
                 max_size_bytes: config.max_storage_bytes,
                 snapshot_retain: config.snapshot_retain,
+                write_timeout: config.disk_write_timeout,
+                max_queued_writes: config.max_queued_log_writes,
                 ..LmdbOptions::default()
             };
             let store = LmdbStore::open(&config.data_dir, options)?;
@@ -152,7 +154,9 @@ impl Db {
             addr: addr.clone(),
             raft: raft.clone(),
             store: Arc::clone(&store),
-            forwarder: Forwarder::new(transport).with_max_message_bytes(max_message_bytes),
+            forwarder: Forwarder::new(transport)
+                .with_max_message_bytes(max_message_bytes)
+                .with_connect_timeout(config.peer_connect_timeout),
             limits: config.limits,
             request_timeout: config.request_timeout,
             patience,

@@ -1,7 +1,7 @@
 //! Forwarding client requests to the leader over the internal `Raft.Forward` RPC: the handler
 //! trait the receiving node implements, and the client the forwarding node uses.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -122,12 +122,38 @@ pub(crate) async fn serve_forward(
 /// The largest forwarded answer a [`Forwarder`] accepts by default: tonic's 4 MiB.
 const DEFAULT_MAX_MESSAGE_BYTES: usize = 4 << 20;
 
-/// Sends requests to other nodes' `Raft.Forward`, keeping one channel per address.
+/// The most peer channels a [`Forwarder`] keeps: far more than any cluster has members, so
+/// only addresses that left the membership long ago are ever dropped.
+pub const MAX_FORWARD_CHANNELS: usize = 64;
+
+/// Channels by address, the oldest dropped first beyond [`MAX_FORWARD_CHANNELS`].
+#[derive(Default)]
+struct Channels {
+    by_addr: HashMap<String, RaftClient<Channel>>,
+    /// Addresses in the order their channels were made.
+    order: VecDeque<String>,
+}
+
+impl Channels {
+    fn insert(&mut self, addr: &str, client: RaftClient<Channel>) {
+        while self.order.len() >= MAX_FORWARD_CHANNELS {
+            if let Some(oldest) = self.order.pop_front() {
+                self.by_addr.remove(&oldest);
+            }
+        }
+        self.order.push_back(addr.to_owned());
+        self.by_addr.insert(addr.to_owned(), client);
+    }
+}
+
+/// Sends requests to other nodes' `Raft.Forward`, keeping one channel per address (at most
+/// [`MAX_FORWARD_CHANNELS`]).
 #[derive(Clone)]
 pub struct Forwarder {
     transport: PeerTransport,
-    channels: Arc<Mutex<HashMap<String, RaftClient<Channel>>>>,
+    channels: Arc<Mutex<Channels>>,
     max_message_bytes: usize,
+    connect_timeout: Duration,
 }
 
 impl Default for Forwarder {
@@ -149,7 +175,29 @@ impl Forwarder {
             transport,
             channels: Arc::default(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            connect_timeout: Duration::from_secs(1),
         }
+    }
+
+    /// The same forwarder giving up a connection attempt after `connect_timeout` (default 1 s;
+    /// a node uses its `peer_connect_timeout`).
+    pub fn with_connect_timeout(self, connect_timeout: Duration) -> Forwarder {
+        Forwarder {
+            connect_timeout,
+            ..self
+        }
+    }
+
+    /// How many peer channels are kept now.
+    pub fn channel_count(&self) -> usize {
+        self.channels().by_addr.len()
+    }
+
+    fn channels(&self) -> std::sync::MutexGuard<'_, Channels> {
+        // A map edited in single steps: a panic elsewhere cannot leave it torn.
+        self.channels
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The same forwarder accepting answers up to `max_message_bytes`. A node sets it above
@@ -163,11 +211,8 @@ impl Forwarder {
     }
 
     fn client(&self, addr: &str) -> Result<RaftClient<Channel>, RequestError> {
-        let mut channels = self
-            .channels
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(client) = channels.get(addr) {
+        let mut channels = self.channels();
+        if let Some(client) = channels.by_addr.get(addr) {
             return Ok(client.clone());
         }
         let endpoint = self
@@ -176,12 +221,12 @@ impl Forwarder {
             .map_err(|reason| RequestError::unavailable(reason, Outcome::NotApplied))?;
         let client = RaftClient::new(
             endpoint
-                .connect_timeout(Duration::from_secs(1))
+                .connect_timeout(self.connect_timeout)
                 .connect_lazy(),
         )
         .max_decoding_message_size(self.max_message_bytes)
         .max_encoding_message_size(self.max_message_bytes);
-        channels.insert(addr.to_owned(), client.clone());
+        channels.insert(addr, client.clone());
         Ok(client)
     }
 
@@ -276,5 +321,25 @@ impl Forwarder {
     ) -> Result<(), ForwardError> {
         let request = v1::forward_request::Request::RemoveMember(id);
         self.forward(addr, request, deadline).await.map(|_| ())
+    }
+}
+
+#[cfg(all(test, not(madsim)))]
+mod tests {
+    use super::*;
+
+    /// Addresses seen once do not pile up: the channel map stays at its bound, and the
+    /// newest address keeps its channel.
+    #[tokio::test]
+    async fn the_channel_map_is_bounded() {
+        let forwarder = Forwarder::default();
+        for port in 0..(MAX_FORWARD_CHANNELS as u16 * 3) {
+            forwarder
+                .client(&format!("127.0.0.1:{}", 20_000 + port))
+                .expect("a channel");
+        }
+        assert_eq!(forwarder.channel_count(), MAX_FORWARD_CHANNELS);
+        let newest = format!("127.0.0.1:{}", 20_000 + MAX_FORWARD_CHANNELS as u16 * 3 - 1);
+        assert!(forwarder.channels().by_addr.contains_key(&newest));
     }
 }

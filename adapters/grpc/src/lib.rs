@@ -29,7 +29,7 @@ mod tls;
 pub use append_pipeline::MAX_APPENDS_IN_FLIGHT;
 pub use cluster_service::{ClusterHandler, ClusterService};
 pub use error::WireError;
-pub use forward::{ForwardError, ForwardHandler, Forwarder};
+pub use forward::{ForwardError, ForwardHandler, Forwarder, MAX_FORWARD_CHANNELS};
 pub use kv_service::{KvHandler, KvService};
 #[cfg(not(madsim))]
 pub use malformed_request::{MalformedRequest, MalformedRequestLayer};

@@ -8,6 +8,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use dbadger_core::StorageError;
 use dbadger_core::storage::StorageResult;
@@ -30,6 +31,8 @@ pub enum InjectedFault {
     Io,
     /// The map is full (`MDB_MAP_FULL`), reported as [`StorageError::Full`].
     Full,
+    /// The call stalls this long, then goes on normally (a slow or wedged disk).
+    Stall(Duration),
 }
 
 #[derive(Debug)]
@@ -110,12 +113,17 @@ impl LmdbFaults {
         if plan.planned.is_empty() {
             self.inner.armed.store(false, Ordering::Release);
         }
+        drop(plan);
         self.inner.injected.fetch_add(1, Ordering::Relaxed);
         Err(match planned.fault {
             InjectedFault::Io => StorageError::Io(std::io::Error::other(format!(
                 "injected I/O error at the {point:?} step"
             ))),
             InjectedFault::Full => StorageError::Full { max_bytes },
+            InjectedFault::Stall(duration) => {
+                std::thread::sleep(duration);
+                return Ok(());
+            }
         })
     }
 

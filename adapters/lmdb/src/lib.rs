@@ -70,6 +70,12 @@ pub struct LmdbOptions {
     pub max_readers: u32,
     /// The most appends and other log writes grouped into one transaction. Default 1024.
     pub max_group_commit: usize,
+    /// The most log writes queued for the writer thread; an append or vote beyond it waits
+    /// for room (back-pressure on the Raft core instead of unbounded memory). Default 4096.
+    pub max_queued_writes: usize,
+    /// The longest a vote, truncation or purge waits for its durable commit before it fails
+    /// (a wedged disk then stops the node with an error instead of hanging it). Default 30 s.
+    pub write_timeout: Duration,
 }
 
 impl Default for LmdbOptions {
@@ -80,6 +86,8 @@ impl Default for LmdbOptions {
             max_read_duration: Duration::from_secs(600),
             max_readers: 512,
             max_group_commit: 1024,
+            max_queued_writes: 4096,
+            write_timeout: Duration::from_secs(30),
         }
     }
 }

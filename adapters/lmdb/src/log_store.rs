@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -87,7 +87,7 @@ pub struct LmdbLogStore {
     shared: Arc<Shared>,
     overlay: Arc<Mutex<Overlay>>,
     counters: Arc<Counters>,
-    queue: Option<Sender<Job>>,
+    queue: Option<SyncSender<Job>>,
     writer: Option<JoinHandle<()>>,
 }
 
@@ -108,7 +108,7 @@ impl LmdbLogStore {
             ..Overlay::default()
         }));
         let counters = Arc::new(Counters::default());
-        let (queue, jobs) = mpsc::channel();
+        let (queue, jobs) = mpsc::sync_channel(shared.options.max_queued_writes.max(1));
         let writer = {
             let (shared, overlay, counters) = (
                 Arc::clone(&shared),
@@ -177,7 +177,19 @@ impl LmdbLogStore {
             write,
             done: Some(done),
         })?;
-        outcome.recv().map_err(|_| writer_gone())?
+        let limit = self.shared.options.write_timeout;
+        match outcome.recv_timeout(limit) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Disconnected) => Err(writer_gone()),
+            Err(RecvTimeoutError::Timeout) => {
+                Err(self
+                    .shared
+                    .fail_writes(StorageError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("the disk did not finish a write within {limit:?}"),
+                    ))))
+            }
+        }
     }
 }
 

@@ -131,6 +131,13 @@ pub struct Config {
     /// The longest wait between attempts to reach an unreachable peer: how soon a peer that
     /// comes back is noticed, at most. Default 1 s; at least `peer_retry_min`.
     pub peer_retry_max: Duration,
+    /// The longest a durable write the Raft core waits for (a vote, a log truncation or
+    /// purge) may take before the node gives up on its disk and stops with a fatal error,
+    /// instead of hanging on a wedged `fsync`. Default 30 s.
+    pub disk_write_timeout: Duration,
+    /// The most log writes queued for the disk; beyond it the Raft core waits for room
+    /// (back-pressure instead of unbounded memory). Default 4,096.
+    pub max_queued_log_writes: usize,
     /// The most disk the store may use. At this size writes fail with "storage full" while
     /// reads keep working. Default 64 GiB.
     pub max_storage_bytes: u64,
@@ -161,6 +168,8 @@ impl Default for Config {
             peer_connect_timeout: Duration::from_secs(1),
             peer_retry_min: Duration::from_millis(25),
             peer_retry_max: Duration::from_secs(1),
+            disk_write_timeout: Duration::from_secs(30),
+            max_queued_log_writes: 4096,
             max_storage_bytes: 64 << 30,
             limits: Limits::default(),
         }
@@ -271,6 +280,7 @@ impl Config {
         let positive = [
             ("snapshot_threshold", self.snapshot_threshold),
             ("snapshot_retain", self.snapshot_retain as u64),
+            ("max_queued_log_writes", self.max_queued_log_writes as u64),
             ("limits.max_value_bytes", limits.max_value_bytes as u64),
             (
                 "limits.max_batch_operations",

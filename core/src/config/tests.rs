@@ -8,8 +8,9 @@ fn defaults_are_valid_and_map_to_openraft() {
     let config = Config::default();
     assert_eq!(config.validate(), Ok(()));
     let raft = config.raft_config().expect("defaults are valid");
-    assert_eq!(raft.election_timeout_min, 1000);
-    assert_eq!(raft.election_timeout_max, 2000);
+    // A follower's silence before an election: the lease (max) plus [min, max) = [1 s, 1.5 s).
+    assert_eq!(raft.election_timeout_min, 250);
+    assert_eq!(raft.election_timeout_max, 750);
     assert_eq!(
         raft.heartbeat_interval, 50,
         "min(heartbeat/10, commit_timeout)"
@@ -87,6 +88,7 @@ fn elections_start_after_the_heartbeat_timeout() {
         let config = Config {
             heartbeat_timeout: Duration::from_millis(heartbeat),
             election_timeout: Duration::from_millis(spread),
+            leader_lease_timeout: Duration::from_millis(heartbeat / 2),
             ..Config::default()
         };
         let raft = config.raft_config().expect("valid");
