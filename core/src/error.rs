@@ -112,6 +112,14 @@ pub enum RequestError {
         /// What became of the request.
         outcome: Outcome,
     },
+    /// The node's Raft core stopped on a failure, its disk's most likely (`UNAVAILABLE`,
+    /// `NODE_FAILED`): this node serves nothing until it is restarted, so the request is not
+    /// retryable here (another node may take it). The outcome of a write is unknown.
+    #[error("the node has failed and must be restarted: {reason}")]
+    Fatal {
+        /// What stopped it.
+        reason: String,
+    },
     /// Anything else (`INTERNAL`): a bug, with its description. The outcome is unknown.
     #[error("internal error: {0}")]
     Internal(String),
@@ -133,7 +141,7 @@ impl RequestError {
             RequestError::Unavailable { outcome, .. }
             | RequestError::Timeout { outcome, .. }
             | RequestError::ShuttingDown { outcome } => *outcome,
-            RequestError::Internal(_) => Outcome::Unknown,
+            RequestError::Internal(_) | RequestError::Fatal { .. } => Outcome::Unknown,
             RequestError::InvalidArgument(_)
             | RequestError::NotFound
             | RequestError::UnknownMember { .. }
@@ -183,7 +191,7 @@ impl RequestError {
     pub fn reason(&self) -> String {
         match self {
             RequestError::Unavailable { reason, .. } => reason.clone(),
-            RequestError::Internal(reason) => reason.clone(),
+            RequestError::Internal(reason) | RequestError::Fatal { reason } => reason.clone(),
             other => other.to_string(),
         }
     }
@@ -502,6 +510,12 @@ mod tests {
             RequestError::Internal("bug".into()).outcome(),
             Outcome::Unknown
         );
+        let fatal = RequestError::Fatal {
+            reason: "the log append failed".into(),
+        };
+        assert_eq!(fatal.outcome(), Outcome::Unknown);
+        assert!(!fatal.is_retryable(), "a failed node is not retried");
+        assert!(fatal.to_string().contains("must be restarted"), "{fatal}");
     }
 
     /// A read learns that it changed nothing: `with_outcome` rewrites the outcome of the

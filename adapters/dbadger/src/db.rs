@@ -103,7 +103,15 @@ impl Db {
         self.engine.status().members
     }
 
-    /// Whether this node knows a leader and has applied everything it knows to be committed.
+    /// Why this node's Raft core stopped, if it failed (its disk, most likely); `None` while it
+    /// runs and after a normal stop. A failed node serves nothing (requests fail with
+    /// [`RequestError::Fatal`]) until it is restarted; health checks report it not serving.
+    pub fn failure(&self) -> Option<String> {
+        self.engine.status().failure
+    }
+
+    /// Whether this node has not failed, knows a leader and has applied everything it knows to
+    /// be committed.
     pub fn is_ready(&self) -> bool {
         self.engine.status().is_ready()
     }

@@ -29,6 +29,7 @@
 //! your choosing. Built with `--cfg madsim`, the same node runs in the deterministic simulator
 //! (`dbadger-sim`) on the runtime in `simulation`.
 
+mod admission;
 mod answers;
 mod db;
 mod handlers;

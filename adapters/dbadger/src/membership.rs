@@ -11,7 +11,7 @@ use openraft::errors::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState};
 use tokio::time::Instant;
 
-use crate::node::{Engine, Node, Types, remaining};
+use crate::node::{Engine, Node, Types, remaining, stopped};
 use crate::requests::Attempt;
 use crate::routing::{LEADER_POLL, RequestKind};
 
@@ -36,9 +36,7 @@ impl<S: StateMachineStore> Node<S> {
     ) -> Attempt<MembershipStep> {
         match change.await {
             Ok(()) => Attempt::Done(Ok(MembershipStep::Done)),
-            Err(RaftError::Fatal(_)) => Attempt::Done(Err(RequestError::ShuttingDown {
-                outcome: Outcome::Unknown,
-            })),
+            Err(RaftError::Fatal(fatal)) => Attempt::Done(Err(stopped(&fatal, Outcome::Unknown))),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint))) => {
                 Attempt::NotLeader(hint)
             }

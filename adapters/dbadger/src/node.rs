@@ -16,6 +16,7 @@ use dbadger_core::{Command, Limits, Outcome, Query, ReadPreference, RequestError
 use dbadger_grpc::Forwarder;
 use futures_util::future::BoxFuture;
 use openraft::async_runtime::watch::WatchReceiver;
+use openraft::errors::Fatal;
 use openraft::{Raft, ServerState};
 use tokio::time::Instant;
 
@@ -79,6 +80,38 @@ pub(crate) fn timeout(outcome: Outcome) -> RequestError {
     RequestError::Timeout {
         deadline_ms: 0,
         outcome,
+    }
+}
+
+/// What a request learns when the Raft core has stopped: the node is shutting down (a normal
+/// stop), or it failed and must be restarted (a storage error or a panic in the core).
+pub(crate) fn stopped(fatal: &Fatal<Types>, outcome: Outcome) -> RequestError {
+    match fatal {
+        Fatal::Stopped => RequestError::ShuttingDown { outcome },
+        failure => RequestError::Fatal {
+            reason: describe_failure(failure),
+        },
+    }
+}
+
+/// Why the Raft core stopped, if it failed (a normal stop is not a failure).
+pub(crate) fn failure_of(running: &Result<(), Fatal<Types>>) -> Option<String> {
+    match running {
+        Ok(()) | Err(Fatal::Stopped) => None,
+        Err(failure) => Some(describe_failure(failure)),
+    }
+}
+
+/// A failure in a few words: openraft's storage errors name the operation with debug dumps
+/// of log ids; the innermost cause (the disk's error) is what an operator needs.
+fn describe_failure(failure: &Fatal<Types>) -> String {
+    let mut innermost: &dyn std::error::Error = failure;
+    while let Some(cause) = innermost.source() {
+        innermost = cause;
+    }
+    match failure {
+        Fatal::StorageError(_) => format!("storage failed: {innermost}"),
+        other => other.to_string(),
     }
 }
 
@@ -193,6 +226,7 @@ impl<S: StateMachineStore> Engine for Node<S> {
                         .collect()
                 })
                 .unwrap_or_default(),
+            failure: failure_of(&metrics.running_state),
         }
     }
 
@@ -226,11 +260,12 @@ impl<S: StateMachineStore> Node<S> {
                 .get_node(&leader)
                 .is_some()
         });
-        crate::node_status::ready(
-            leader_known,
-            metrics.last_applied.map_or(0, |id| id.index),
-            metrics.local_committed.map_or(0, |id| id.index),
-        )
+        metrics.running_state.is_ok()
+            && crate::node_status::ready(
+                leader_known,
+                metrics.last_applied.map_or(0, |id| id.index),
+                metrics.local_committed.map_or(0, |id| id.index),
+            )
     }
 
     /// Waits until this node has applied the log up to `index`; a deadline that passes first is

@@ -30,17 +30,21 @@ pub struct NodeStatus {
     /// On the leader, the last log index each other member is known to hold (`None` before its
     /// first answer); empty on other nodes, which do not see replication.
     pub replication: Vec<(NodeId, Option<u64>)>,
+    /// Why the node's Raft core stopped, if it failed (its disk, most likely): the node then
+    /// serves nothing until it is restarted.
+    pub failure: Option<String>,
 }
 
 impl NodeStatus {
-    /// Whether the node can serve: it knows a leader and has applied everything it knows to
-    /// be committed.
+    /// Whether the node can serve: it has not failed, knows a leader and has applied
+    /// everything it knows to be committed.
     pub fn is_ready(&self) -> bool {
-        ready(
-            self.leader.is_some(),
-            self.applied_index,
-            self.committed_index,
-        )
+        self.failure.is_none()
+            && ready(
+                self.leader.is_some(),
+                self.applied_index,
+                self.committed_index,
+            )
     }
 }
 

@@ -25,7 +25,8 @@ use openraft::async_runtime::watch::WatchReceiver;
 use openraft::errors::{ClientWriteError, ForwardToLeader, LinearizableReadError, RaftError};
 use tokio::time::Instant;
 
-use crate::node::{Node, Types, remaining, timeout};
+use crate::admission::admits;
+use crate::node::{Node, Types, remaining, stopped, timeout};
 use crate::routing::{
     Delivery, LEADER_POLL, Next, Patience, RequestKind, Setback, next_step, quorum_lost,
 };
@@ -190,7 +191,8 @@ impl<S: StateMachineStore> Node<S> {
     }
 
     /// One attempt at a write on this node: refused before proposing when this leader has
-    /// lost its quorum, abandoned (outcome unknown) when it loses it while the write waits.
+    /// lost its quorum or its store is nearly full (see [`crate::admission`]), abandoned
+    /// (outcome unknown) when it loses the quorum while the write waits.
     async fn write_here(&self, command: &Command) -> Attempt<Response> {
         if let QuorumView::Leading(Some(silent)) = self.quorum_view()
             && quorum_lost(silent, self.patience)
@@ -202,6 +204,13 @@ impl<S: StateMachineStore> Node<S> {
                 ),
                 Outcome::NotApplied,
             )));
+        }
+        if let Some(space) = self.store.space()
+            && !admits(command, space)
+        {
+            return Attempt::Done(Err(RequestError::StorageFull {
+                max_bytes: space.max_bytes,
+            }));
         }
         let write = pin!(self.raft.client_write(command.clone()));
         let lost = pin!(self.quorum_lost_while_waiting());
@@ -216,9 +225,7 @@ impl<S: StateMachineStore> Node<S> {
         };
         match written {
             Ok(written) => Attempt::Done(Ok(written.data)),
-            Err(RaftError::Fatal(_)) => Attempt::Done(Err(RequestError::ShuttingDown {
-                outcome: Outcome::Unknown,
-            })),
+            Err(RaftError::Fatal(fatal)) => Attempt::Done(Err(stopped(&fatal, Outcome::Unknown))),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(hint))) => {
                 Attempt::NotLeader(hint)
             }
@@ -299,9 +306,9 @@ impl<S: StateMachineStore> Node<S> {
         let local = || async {
             match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
                 Ok(_) => Attempt::Done(self.read_local(query)),
-                Err(RaftError::Fatal(_)) => Attempt::Done(Err(RequestError::ShuttingDown {
-                    outcome: Outcome::NotApplied,
-                })),
+                Err(RaftError::Fatal(fatal)) => {
+                    Attempt::Done(Err(stopped(&fatal, Outcome::NotApplied)))
+                }
                 Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(hint))) => {
                     Attempt::NotLeader(hint)
                 }

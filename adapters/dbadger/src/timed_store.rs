@@ -9,8 +9,8 @@ use std::time::Instant;
 use dbadger_core::raft_types::SnapshotMeta;
 use dbadger_core::response::Versioned;
 use dbadger_core::storage::{
-    AppliedState, KvRead, KvWrite, ScanVisitor, StateMachineStore, StateRead, StateWrite,
-    StorageResult,
+    AppliedState, KvRead, KvWrite, ScanVisitor, SpaceUsage, StateMachineStore, StateRead,
+    StateWrite, StorageResult,
 };
 
 use crate::metrics::Metrics;
@@ -58,6 +58,10 @@ impl<S: StateMachineStore> StateMachineStore for TimedStore<S> {
 
     fn save_snapshot(&self, meta: &SnapshotMeta, snapshot: &S::Snapshot) -> StorageResult<()> {
         self.inner.save_snapshot(meta, snapshot)
+    }
+
+    fn space(&self) -> Option<SpaceUsage> {
+        self.inner.space()
     }
 
     fn current_snapshot(&self) -> StorageResult<Option<(SnapshotMeta, S::Snapshot)>> {

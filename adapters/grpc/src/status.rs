@@ -31,6 +31,7 @@ pub fn codes(error: &RequestError) -> (Code, ErrorCode) {
             (Code::ResourceExhausted, ErrorCode::ResponseTooLarge)
         }
         RequestError::ShuttingDown { .. } => (Code::Unavailable, ErrorCode::ShuttingDown),
+        RequestError::Fatal { .. } => (Code::Unavailable, ErrorCode::NodeFailed),
         _ => (Code::Internal, ErrorCode::InternalError),
     }
 }
@@ -148,6 +149,7 @@ fn from_detail(status: &Status, detail: ErrorDetail) -> RequestError {
             outcome,
         },
         ErrorCode::UnknownMember => RequestError::UnknownMember { id: 0 },
+        ErrorCode::NodeFailed => RequestError::Fatal { reason },
         ErrorCode::ResponseTooLarge => RequestError::ResponseTooLarge { bytes: 0, max: 0 },
         ErrorCode::NoLeader => RequestError::Unavailable {
             reason,
@@ -232,6 +234,9 @@ mod tests {
             RequestError::UnknownMember { id: 0 },
             RequestError::ResponseTooLarge { bytes: 0, max: 0 },
             RequestError::InvalidArgument(InvalidArgument::EmptyKey),
+            RequestError::Fatal {
+                reason: "the log append failed".into(),
+            },
         ] {
             let status = to_status(&error);
             assert_eq!(from_status(&status), error);

@@ -12,8 +12,8 @@ use dbadger_core::codec::{
 use dbadger_core::raft_types::SnapshotMeta;
 use dbadger_core::response::Versioned;
 use dbadger_core::storage::{
-    AppliedState, KvRead, KvWrite, ScanVisitor, StateMachineStore, StateRead, StateWrite,
-    StorageResult,
+    AppliedState, KvRead, KvWrite, ScanVisitor, SpaceUsage, StateMachineStore, StateRead,
+    StateWrite, StorageResult,
 };
 use heed::{RoTxn, RwTxn, WithoutTls};
 
@@ -79,6 +79,28 @@ impl StateMachineStore for LmdbStateMachine {
 
     fn current_snapshot(&self) -> StorageResult<Option<(SnapshotMeta, LmdbSnapshot)>> {
         crate::snapshot_files::load_current(&self.shared)
+    }
+
+    /// The pages in use by every database (the log's too: they share the map), without the
+    /// free pages LMDB reuses; `None` if the statistics cannot be read.
+    fn space(&self) -> Option<SpaceUsage> {
+        let txn = self.shared.env.read_txn().ok()?;
+        let dbs = &self.shared.dbs;
+        let named = [dbs.log.stat(&txn), dbs.raft_meta.stat(&txn)]
+            .into_iter()
+            .chain([
+                dbs.kv.stat(&txn),
+                dbs.state_meta.stat(&txn),
+                dbs.snapshot_meta.stat(&txn),
+            ]);
+        let mut used = self.shared.env.unnamed_database_stat().non_free_page_size() as u64;
+        for stat in named {
+            used += stat.ok()?.non_free_page_size() as u64;
+        }
+        Some(SpaceUsage {
+            used_bytes: used,
+            max_bytes: self.shared.options.max_size_bytes,
+        })
     }
 }
 

@@ -203,4 +203,20 @@ pub trait StateMachineStore: Send + Sync + 'static {
 
     /// The current snapshot and its metadata.
     fn current_snapshot(&self) -> StorageResult<Option<(SnapshotMeta, Self::Snapshot)>>;
+
+    /// How much of a bounded store is in use, for admission control: `None` for a store with
+    /// no size bound (the in-memory stores).
+    fn space(&self) -> Option<SpaceUsage> {
+        None
+    }
+}
+
+/// The space a bounded store uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpaceUsage {
+    /// Bytes held by live data (pages in use by the log, the key-value data and the
+    /// metadata; pages freed by deletes are not counted, since the store reuses them).
+    pub used_bytes: u64,
+    /// The most bytes the store may grow to.
+    pub max_bytes: u64,
 }

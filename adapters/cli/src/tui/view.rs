@@ -159,6 +159,7 @@ mod tests {
             is_leader: true,
             state: "leader",
             replication: vec![(9, Some(10))],
+            failure: None,
         });
         app.log("node started".to_owned());
         app
