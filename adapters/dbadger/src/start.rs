@@ -169,7 +169,8 @@ impl Db {
                 store,
                 Arc::clone(&node) as Arc<dyn dbadger_grpc::ForwardHandler>,
                 stop.fired(),
-            ),
+            )
+            .with_max_snapshot_bytes(config.max_storage_bytes),
             node: Arc::clone(&node),
             tls,
             max_message_bytes,

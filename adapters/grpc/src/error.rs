@@ -22,6 +22,9 @@ pub enum WireError {
     /// header).
     #[error("protocol violation: {0}")]
     Protocol(&'static str),
+    /// A message breaks a rule of the Raft protocol (see [`crate::convert::raft_rules`]).
+    #[error("protocol violation: {0}")]
+    Rule(String),
 }
 
 /// The request error a malformed message stands for: the sender's mistake, not applied.

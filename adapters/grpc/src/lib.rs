@@ -35,7 +35,7 @@ pub use kv_service::{KvHandler, KvService};
 pub use malformed_request::{MalformedRequest, MalformedRequestLayer};
 pub use peer_link::PeerOptions;
 pub use raft_client::{GrpcNetwork, GrpcRaftClient};
-pub use raft_service::RaftService;
+pub use raft_service::{DEFAULT_MAX_SNAPSHOT_BYTES, RaftService};
 pub use tls::{PeerTransport, TlsMaterial};
 
 /// The size of one snapshot data chunk on the wire.

@@ -12,11 +12,14 @@ use dbadger_proto::v1;
 use futures_util::future::{BoxFuture, Shared};
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
+use openraft::async_runtime::watch::WatchReceiver;
+use openraft::raft::AppendEntriesRequest;
 use openraft::{AsyncRuntime, Raft, Snapshot};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::WireError;
 use crate::convert::raft as wire;
+use crate::convert::raft_rules::{self, check_snapshot};
 use crate::forward::{ForwardHandler, serve_forward};
 
 /// The `dbadger.v1.Raft` service of one node.
@@ -25,7 +28,12 @@ pub struct RaftService<RT: AsyncRuntime, S: StateMachineStore> {
     store: Arc<S>,
     forwarded: Arc<dyn ForwardHandler>,
     closing: Shared<BoxFuture<'static, ()>>,
+    max_snapshot_bytes: u64,
 }
+
+/// The largest snapshot a [`RaftService`] accepts unless told otherwise: 64 GiB, the default
+/// store maximum.
+pub const DEFAULT_MAX_SNAPSHOT_BYTES: u64 = 64 << 30;
 
 impl<RT: AsyncRuntime, S: StateMachineStore> RaftService<RT, S> {
     /// Serves `raft`, receiving snapshots into `store` (the store behind its state machine) and
@@ -45,8 +53,38 @@ impl<RT: AsyncRuntime, S: StateMachineStore> RaftService<RT, S> {
             store,
             forwarded,
             closing: closing.boxed().shared(),
+            max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
         }
     }
+
+    /// The same service refusing snapshots larger than `max_snapshot_bytes` (a node uses its
+    /// store's maximum: a larger snapshot could never be installed).
+    pub fn with_max_snapshot_bytes(self, max_snapshot_bytes: u64) -> RaftService<RT, S> {
+        RaftService {
+            max_snapshot_bytes,
+            ..self
+        }
+    }
+
+    fn check_append(&self, request: &AppendEntriesRequest<RaftTypes<RT>>) -> Result<(), Status> {
+        check_append(&self.raft, request).map_err(Status::from)
+    }
+}
+
+/// Checks a peer's append-entries request against the protocol's rules and this node's
+/// committed log id (see [`crate::convert::raft_rules`]).
+fn check_append<RT: AsyncRuntime, S: StateMachineStore>(
+    raft: &Raft<RaftTypes<RT>, RaftStateMachineStore<S>>,
+    request: &AppendEntriesRequest<RaftTypes<RT>>,
+) -> Result<(), WireError> {
+    let committed = raft.metrics().borrow_watched().local_committed;
+    raft_rules::check_append(
+        &request.vote,
+        request.prev_log_id.as_ref(),
+        &request.entries,
+        request.leader_commit.as_ref(),
+        committed.as_ref(),
+    )
 }
 
 impl<RT: AsyncRuntime, S: StateMachineStore> fmt::Debug for RaftService<RT, S> {
@@ -80,6 +118,7 @@ where
         request: Request<v1::AppendEntriesRequest>,
     ) -> Result<Response<v1::AppendEntriesResponse>, Status> {
         let rpc = wire::append_request_from_wire::<RT>(request.into_inner())?;
+        self.check_append(&rpc)?;
         let response = self.raft.append_entries(rpc).await.map_err(stopped)?;
         Ok(Response::new(wire::append_response_to_wire(&response)))
     }
@@ -94,17 +133,23 @@ where
         request: Request<Streaming<v1::AppendEntriesRequest>>,
     ) -> Result<Response<Self::StreamAppendStream>, Status> {
         let malformed: Arc<Mutex<Option<Status>>> = Arc::default();
+        let checker = self.raft.clone();
         let input = futures_util::stream::unfold(
             (request.into_inner(), Arc::clone(&malformed)),
-            |(mut incoming, malformed)| async move {
-                // A broken connection just ends the input: nobody is left to tell.
-                let message = incoming.message().await.ok()??;
-                match wire::append_request_from_wire::<RT>(message) {
-                    Ok(request) => Some((request, (incoming, malformed))),
-                    Err(error) => {
-                        *malformed.lock().unwrap_or_else(PoisonError::into_inner) =
-                            Some(error.into());
-                        None
+            move |(mut incoming, malformed)| {
+                let checker = checker.clone();
+                async move {
+                    // A broken connection just ends the input: nobody is left to tell.
+                    let message = incoming.message().await.ok()??;
+                    match wire::append_request_from_wire::<RT>(message)
+                        .and_then(|request| check_append(&checker, &request).map(|()| request))
+                    {
+                        Ok(request) => Some((request, (incoming, malformed))),
+                        Err(error) => {
+                            *malformed.lock().unwrap_or_else(PoisonError::into_inner) =
+                                Some(error.into());
+                            None
+                        }
                     }
                 }
             },
@@ -165,6 +210,24 @@ where
         };
         let expected_size = header.size;
         let (vote, meta) = wire::snapshot_header_from_wire(header)?;
+        let (local_vote, committed) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow_watched();
+            (metrics.vote, metrics.local_committed)
+        };
+        // A stale leader learns of the newer vote at once; its data is never read or stored.
+        if vote.leader_id.term < local_vote.leader_id.term {
+            return Ok(Response::new(v1::InstallSnapshotResponse {
+                vote: Some(wire::vote_to_wire(&local_vote)),
+            }));
+        }
+        check_snapshot(
+            &vote,
+            &meta,
+            expected_size,
+            self.max_snapshot_bytes,
+            committed.as_ref(),
+        )?;
         let mut sink = self
             .store
             .create_snapshot(&meta)

@@ -3,80 +3,15 @@
 //! snapshot streamed in chunks.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use dbadger_core::raft_types::Node;
-use dbadger_core::storage::memory::MemoryStateMachine;
 use dbadger_core::{Command, Response};
-use dbadger_grpc::RaftService;
-use dbadger_proto::v1::raft_server::RaftServer;
-use futures_util::FutureExt;
 use openraft::async_runtime::watch::WatchReceiver;
-use openraft::{Config, SnapshotPolicy};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 mod common;
 
-use common::{NotForwarding, TestRaft, memory_raft};
-
-struct TestNode {
-    raft: TestRaft,
-    machine: Arc<MemoryStateMachine>,
-    addr: String,
-    /// Stops the server gracefully: append streams end, then in-flight calls finish.
-    stop: oneshot::Sender<()>,
-    server: JoinHandle<()>,
-}
-
-fn config() -> Arc<Config> {
-    let config = Config {
-        heartbeat_interval: 50,
-        election_timeout_min: 300,
-        election_timeout_max: 600,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(20),
-        max_in_snapshot_log_to_keep: 0,
-        // Small chunks are irrelevant here (the transport chunks by itself); keep defaults.
-        ..Config::default()
-    };
-    Arc::new(config.validate().expect("valid config"))
-}
-
-/// Starts a node with memory stores and its Raft gRPC service on an ephemeral loopback port.
-async fn start_node(id: u64) -> TestNode {
-    let incoming = TcpIncoming::bind("127.0.0.1:0".parse().expect("address")).expect("bind");
-    let addr = incoming.local_addr().expect("local address").to_string();
-    let (raft, machine) = memory_raft(id, config()).await;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let stopped = async move {
-        let _ = stopped.await;
-    }
-    .boxed()
-    .shared();
-    let service = RaftService::new(
-        raft.clone(),
-        Arc::clone(&machine),
-        Arc::new(NotForwarding),
-        stopped.clone(),
-    );
-    let server = tokio::spawn(async move {
-        Server::builder()
-            .add_service(RaftServer::new(service))
-            .serve_with_incoming_shutdown(incoming, stopped)
-            .await
-            .expect("server runs");
-    });
-    TestNode {
-        raft,
-        machine,
-        addr,
-        stop,
-        server,
-    }
-}
+use common::{TestNode, start_node};
 
 async fn wait_applied(node: &TestNode, index: u64) {
     node.raft

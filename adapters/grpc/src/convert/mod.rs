@@ -5,3 +5,4 @@
 
 pub mod kv;
 pub mod raft;
+pub mod raft_rules;
