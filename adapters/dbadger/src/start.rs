@@ -127,7 +127,7 @@ impl Db {
             .clone()
             .unwrap_or_else(|| listener.local_addr().to_string());
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
-        let transport = PeerTransport::new(tls.as_ref());
+        let transport = PeerTransport::new(tls.as_ref()).with_keepalive(config.heartbeat_timeout);
         let metrics = Metrics::new();
         let store = Arc::new(TimedStore::new(machine, Arc::clone(&metrics)));
         step_down_after_restart(&log, id)?;

@@ -210,6 +210,13 @@ impl Forwarder {
         }
     }
 
+    /// Drops the channel to `addr`, so that the next call makes a new connection.
+    fn forget(&self, addr: &str) {
+        let mut channels = self.channels();
+        channels.by_addr.remove(addr);
+        channels.order.retain(|known| known != addr);
+    }
+
     fn client(&self, addr: &str) -> Result<RaftClient<Channel>, RequestError> {
         let mut channels = self.channels();
         if let Some(client) = channels.by_addr.get(addr) {
@@ -250,8 +257,18 @@ impl Forwarder {
                 );
                 return Err(ForwardError::not_delivered(error));
             }
-            Ok(Err(status)) => return Err(ForwardError::delivered(from_status(&status))),
+            Ok(Err(status)) => {
+                if crate::status::error_detail(&status).is_none() {
+                    // Not the node's answer but the connection's failure: connect afresh.
+                    self.forget(addr);
+                }
+                return Err(ForwardError::delivered(from_status(&status)));
+            }
             Err(_) => {
+                // A connection whose call timed out may be stalled (a partition leaves TCP in
+                // retransmission backoff for seconds after it heals): the next call connects
+                // afresh, while calls still running on this one finish on it.
+                self.forget(addr);
                 return Err(ForwardError::delivered(RequestError::Timeout {
                     deadline_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
                     outcome: Outcome::Unknown,

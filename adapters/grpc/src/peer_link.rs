@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use dbadger_core::raft_types::NodeId;
+use dbadger_proto::v1::raft_client::RaftClient;
 use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::rpc_failure::Failure;
 
@@ -67,6 +69,8 @@ fn jitter(target: NodeId, failures: u32) -> u64 {
 
 #[derive(Debug, Default)]
 struct LinkState {
+    /// The connection every client of the peer shares; `None` until the next call makes one.
+    channel: Option<RaftClient<Channel>>,
     /// Consecutive failed attempts; 0 while the peer answers.
     failures: u32,
     /// No attempt before this instant.
@@ -75,21 +79,50 @@ struct LinkState {
     down_since: Option<Instant>,
 }
 
-/// The retry state of one peer, shared by every client of it.
+/// One peer's connection and retry state, shared by every client of it (replication,
+/// heartbeats, votes): one HTTP/2 connection per peer, replaced as a whole after a call
+/// could not reach the peer.
 #[derive(Clone, Debug)]
 pub(crate) struct PeerLink {
     target: NodeId,
+    addr: String,
+    endpoint: Result<Endpoint, String>,
     options: PeerOptions,
     state: Arc<Mutex<LinkState>>,
 }
 
 impl PeerLink {
-    pub(crate) fn new(target: NodeId, options: PeerOptions) -> PeerLink {
+    pub(crate) fn new(
+        target: NodeId,
+        addr: &str,
+        endpoint: Result<Endpoint, String>,
+        options: PeerOptions,
+    ) -> PeerLink {
         PeerLink {
             target,
+            addr: addr.to_owned(),
+            endpoint,
             options,
             state: Arc::default(),
         }
+    }
+
+    /// The peer's address this link connects to.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// A client on the peer's current connection, making one (lazily) if there is none.
+    pub(crate) fn client(&self) -> Result<RaftClient<Channel>, Failure> {
+        let endpoint = self
+            .endpoint
+            .as_ref()
+            .map_err(|reason| Failure::Unreachable(reason.clone()))?;
+        let mut state = self.state();
+        Ok(state
+            .channel
+            .get_or_insert_with(|| RaftClient::new(endpoint.connect_lazy()))
+            .clone())
     }
 
     fn state(&self) -> MutexGuard<'_, LinkState> {
@@ -129,9 +162,12 @@ impl PeerLink {
         state.next_attempt = None;
     }
 
-    /// An attempt could not reach the peer: the next waits longer.
+    /// An attempt could not reach the peer: the next waits longer, on a new connection. (A
+    /// connection whose calls timed out may sit in TCP's retransmission backoff for seconds
+    /// after the network heals; a new one starts afresh.)
     pub(crate) fn unreachable(&self, reason: &str) {
         let mut state = self.state();
+        state.channel = None;
         state.failures = state.failures.saturating_add(1);
         let delay = retry_delay(
             state.failures,

@@ -33,8 +33,9 @@ use crate::convert::raft as wire;
 
 type Types<RT> = RaftTypes<RT>;
 
-/// openraft's network factory over gRPC: one lazily connected channel per peer client, and
-/// one retry state per peer (see [`crate::peer_link`]). `D` is the snapshot type of the local
+/// openraft's network factory over gRPC: one link per peer (see [`crate::peer_link`]), which
+/// holds its lazily connected channel, replaced after a call could not reach the peer, and
+/// its retry state. `D` is the snapshot type of the local
 /// state machine, streamed to peers in chunks.
 pub struct GrpcNetwork<D> {
     options: PeerOptions,
@@ -81,24 +82,21 @@ where
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> GrpcRaftClient<D> {
         let options = self.options;
-        let client = self
-            .transport
-            .endpoint(&node.addr)
-            .map(|endpoint| {
-                RaftClient::new(
-                    endpoint
-                        .connect_timeout(options.connect_timeout)
-                        .connect_lazy(),
-                )
-            })
-            .map_err(|error| format!("node {target}: {error}"));
-        let link = self
-            .links
-            .entry(target)
-            .or_insert_with(|| PeerLink::new(target, options))
-            .clone();
+        let transport = &self.transport;
+        let link = match self.links.get(&target) {
+            Some(link) if link.addr() == node.addr => link.clone(),
+            _ => {
+                // A new peer, or one whose address changed: a fresh link to the new address.
+                let endpoint = transport
+                    .endpoint(&node.addr)
+                    .map(|endpoint| endpoint.connect_timeout(options.connect_timeout))
+                    .map_err(|error| format!("node {target}: {error}"));
+                let link = PeerLink::new(target, &node.addr, endpoint, options);
+                self.links.insert(target, link.clone());
+                link
+            }
+        };
         GrpcRaftClient {
-            client,
             min_rpc_timeout: options.min_rpc_timeout,
             link,
             target,
@@ -110,7 +108,6 @@ where
 /// The Raft RPC client for one peer.
 pub struct GrpcRaftClient<D> {
     target: NodeId,
-    client: Result<RaftClient<Channel>, String>,
     min_rpc_timeout: Duration,
     link: PeerLink,
     _snapshot: PhantomData<fn() -> D>,
@@ -133,7 +130,7 @@ impl<D> GrpcRaftClient<D> {
 
 impl<D> GrpcRaftClient<D> {
     fn client(&self) -> Result<RaftClient<Channel>, Failure> {
-        self.client.clone().map_err(Failure::Unreachable)
+        self.link.client()
     }
 
     /// One unary RPC, once the peer's backoff allows: `send` makes the call on a client of

@@ -51,11 +51,13 @@ impl TlsMaterial {
     }
 }
 
-/// How a node reaches peers: the URI scheme and, with TLS, the client configuration.
+/// How a node reaches peers: the URI scheme, with TLS the client configuration, and the
+/// HTTP/2 keepalive that notices a connection gone silent.
 #[derive(Clone, Debug, Default)]
 pub struct PeerTransport {
     #[cfg(not(madsim))]
     tls: Option<ClientTlsConfig>,
+    keepalive: Option<std::time::Duration>,
 }
 
 impl PeerTransport {
@@ -64,20 +66,37 @@ impl PeerTransport {
     pub fn new(tls: Option<&TlsMaterial>) -> PeerTransport {
         PeerTransport {
             tls: tls.map(TlsMaterial::client_config),
+            keepalive: None,
         }
     }
 
     /// The simulated network has no TLS: always plaintext.
     #[cfg(madsim)]
     pub fn new(_tls: Option<&TlsMaterial>) -> PeerTransport {
-        PeerTransport {}
+        PeerTransport { keepalive: None }
+    }
+
+    /// The same transport pinging every connection after `interval` of silence, and closing
+    /// one whose ping is not answered within `interval` (a node uses its heartbeat timeout):
+    /// a connection a partition left silent is replaced instead of waited on.
+    pub fn with_keepalive(self, interval: std::time::Duration) -> PeerTransport {
+        PeerTransport {
+            keepalive: Some(interval),
+            ..self
+        }
     }
 
     /// An endpoint for `addr` (`host:port`) with this transport's scheme and TLS settings.
     pub fn endpoint(&self, addr: &str) -> Result<tonic::transport::Endpoint, String> {
         let scheme = if self.uses_tls() { "https" } else { "http" };
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
+        let mut endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{addr}"))
             .map_err(|error| format!("bad address {addr:?}: {error}"))?;
+        if let Some(interval) = self.keepalive {
+            endpoint = endpoint
+                .http2_keep_alive_interval(interval)
+                .keep_alive_timeout(interval)
+                .keep_alive_while_idle(true);
+        }
         self.secure(endpoint, addr)
     }
 

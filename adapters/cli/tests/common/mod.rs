@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+pub(crate) mod netlab;
+
 /// How long a node may take to report that it started.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -31,7 +33,12 @@ pub(crate) struct Node {
     pub(crate) dir: PathBuf,
     /// How many lines it has logged so far.
     log_lines: Arc<AtomicU64>,
+    /// The first [`KEPT_LOG_LINES`] lines it logged.
+    kept: Arc<std::sync::Mutex<Vec<String>>>,
 }
+
+/// How many log lines of each node the tests keep to search.
+const KEPT_LOG_LINES: usize = 20_000;
 
 /// The address in a JSON log line `{"fields":{"message":"node started","addr":"..."}}`.
 fn started_addr(line: &str) -> Option<String> {
@@ -47,7 +54,18 @@ impl Node {
     /// Starts `dbadger node --headless` on `bind` (port 0 for any) with its data in `dir` and
     /// `flags`, and waits until it reports its address.
     pub(crate) fn start(dir: &Path, bind: &str, flags: &[&str]) -> Node {
-        let mut child = Command::new(binary())
+        Node::start_with(Command::new(binary()), dir, bind, flags)
+    }
+
+    /// Starts the node like [`Node::start`] inside the network namespace `netns`.
+    pub(crate) fn start_in(netns: &str, dir: &Path, bind: &str, flags: &[&str]) -> Node {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns, binary()]);
+        Node::start_with(command, dir, bind, flags)
+    }
+
+    fn start_with(mut command: Command, dir: &Path, bind: &str, flags: &[&str]) -> Node {
+        let mut child = command
             .args([
                 "node",
                 "--headless",
@@ -67,11 +85,17 @@ impl Node {
         let stderr = child.stderr.take().expect("stderr");
         let (found, address) = mpsc::channel();
         let log_lines = Arc::new(AtomicU64::new(0));
-        let counted = Arc::clone(&log_lines);
+        let kept = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (counted, keeping) = (Arc::clone(&log_lines), Arc::clone(&kept));
         std::thread::spawn(move || {
             let mut reported = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 counted.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut kept) = keeping.lock()
+                    && kept.len() < KEPT_LOG_LINES
+                {
+                    kept.push(line.clone());
+                }
                 if !reported && let Some(addr) = started_addr(&line) {
                     let _ = found.send(addr);
                     reported = true;
@@ -94,7 +118,21 @@ impl Node {
             addr,
             dir: dir.to_path_buf(),
             log_lines,
+            kept,
         }
+    }
+
+    /// The kept log lines that contain `text`.
+    pub(crate) fn logged(&self, text: &str) -> Vec<String> {
+        self.kept
+            .lock()
+            .map(|kept| {
+                kept.iter()
+                    .filter(|line| line.contains(text))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The lines the node has logged so far.
