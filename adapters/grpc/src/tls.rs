@@ -79,11 +79,9 @@ impl PeerTransport {
     /// The same transport pinging every connection after `interval` of silence, and closing
     /// one whose ping is not answered within `interval` (a node uses its heartbeat timeout):
     /// a connection a partition left silent is replaced instead of waited on.
-    pub fn with_keepalive(self, interval: std::time::Duration) -> PeerTransport {
-        PeerTransport {
-            keepalive: Some(interval),
-            ..self
-        }
+    pub fn with_keepalive(mut self, interval: std::time::Duration) -> PeerTransport {
+        self.keepalive = Some(interval);
+        self
     }
 
     /// An endpoint for `addr` (`host:port`) with this transport's scheme and TLS settings.
