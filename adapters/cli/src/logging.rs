@@ -21,11 +21,13 @@ pub(crate) enum LogFormat {
 
 /// The filter when `RUST_LOG` is not set.
 ///
-/// openraft's replication and heartbeat warnings repeat for every failed attempt to reach a peer (thousands
-/// per minute while a follower is down); they are kept at error. The transport logs each
-/// peer's changes instead ("peer unreachable; retrying with backoff", "peer reachable again").
+/// openraft's replication, heartbeat and vote warnings repeat for every failed attempt to reach
+/// a peer (thousands per minute while a follower is down); they are kept at error. The
+/// transport logs each peer's changes instead ("peer unreachable; retrying with backoff",
+/// "peer reachable again"), and the node its role changes (`dbadger::role`).
 pub(crate) const DEFAULT_FILTER: &str = "warn,openraft::replication=error,\
      openraft::engine::handler::replication_handler=error,openraft::core::heartbeat=error,\
+     openraft::core::raft_core=error,\
      dbadger=info,dbadger_cli=info,\
      dbadger_grpc=info,dbadger_lmdb=info,dbadger_core=info";
 

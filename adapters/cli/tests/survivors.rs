@@ -123,3 +123,31 @@ fn a_killed_leader_is_replaced_within_the_failover_bound() {
         "failover took up to {max:?} (median {median:?}); the bound is {FAILOVER_BOUND:?}"
     );
 }
+
+/// A node whose two peers are dead logs its peers' and its own changes once, not each
+/// election round it tries (openraft reports every failed pre-vote and every expired
+/// election timeout), and stays cheap.
+#[test]
+fn a_node_that_can_reach_nobody_stays_quiet() {
+    let root = tempfile::tempdir().expect("temporary directory");
+    let mut nodes = three_nodes(root.path(), |_| Vec::new());
+    let survivor = nodes.pop().expect("three nodes");
+    for node in nodes {
+        node.kill9();
+    }
+    // The first failures and changes come at once; the steady state is what is measured.
+    std::thread::sleep(Duration::from_secs(3));
+    let (cpu_before, lines_before) = (survivor.cpu_time(), survivor.log_lines());
+    std::thread::sleep(WINDOW);
+    let cpu = survivor.cpu_time() - cpu_before;
+    let lines = survivor.log_lines() - lines_before;
+    eprintln!("a node alone, {WINDOW:?}: {cpu:?} of CPU, {lines} log lines");
+    assert!(
+        lines <= 10,
+        "the node alone logged {lines} lines in {WINDOW:?}"
+    );
+    assert!(
+        cpu < WINDOW / 5,
+        "the node alone used {cpu:?} of CPU in {WINDOW:?}"
+    );
+}

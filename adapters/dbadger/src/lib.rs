@@ -40,6 +40,7 @@ mod metrics;
 mod node;
 mod node_status;
 mod requests;
+mod role_log;
 mod routing;
 mod runtime;
 mod server;

@@ -176,6 +176,7 @@ impl Db {
             max_message_bytes,
         };
         let server = crate::server::serve(listener, services, stop)?;
+        tokio::spawn(crate::role_log::log_role_changes(raft.clone()));
         let db = Db {
             engine: node,
             server: Arc::new(std::sync::Mutex::new(Some(server))),
