@@ -154,6 +154,67 @@ fn timers_have_a_floor() {
     ));
 }
 
+/// The peer and disk bounds are checked: timeouts of at least 1 ms, retry bounds in order, a
+/// log queue of at least one write; the defaults sit inside them.
+#[test]
+fn peer_and_disk_bounds_are_checked() {
+    let defaults = Config::default();
+    assert_eq!(defaults.peer_connect_timeout, Duration::from_secs(1));
+    assert!(defaults.peer_retry_min <= defaults.peer_retry_max);
+    let option_of = |config: Config| match config.validate() {
+        Err(ConfigError::OutOfRange { option, .. }) => Some(option),
+        Err(ConfigError::Ordering { smaller, .. }) => Some(smaller),
+        _ => None,
+    };
+    let cases = [
+        (
+            Config {
+                peer_connect_timeout: Duration::ZERO,
+                ..Config::default()
+            },
+            "peer_connect_timeout",
+        ),
+        (
+            Config {
+                peer_retry_min: Duration::ZERO,
+                ..Config::default()
+            },
+            "peer_retry_min",
+        ),
+        (
+            Config {
+                peer_retry_min: Duration::from_secs(2),
+                ..Config::default()
+            },
+            "peer_retry_min",
+        ),
+        (
+            Config {
+                disk_write_timeout: Duration::ZERO,
+                ..Config::default()
+            },
+            "disk_write_timeout",
+        ),
+        (
+            Config {
+                max_queued_log_writes: 0,
+                ..Config::default()
+            },
+            "max_queued_log_writes",
+        ),
+    ];
+    for (config, option) in cases {
+        assert_eq!(option_of(config), Some(option));
+    }
+    let edge = Config {
+        peer_retry_min: Duration::from_secs(1),
+        max_queued_log_writes: 1,
+        disk_write_timeout: Duration::from_millis(1),
+        ..Config::default()
+    };
+    assert_eq!(edge.validate(), Ok(()));
+}
+
 /// Recovering an in-memory node is refused: there is nothing to recover.
 #[test]
 fn recover_needs_a_disk() {
