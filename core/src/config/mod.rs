@@ -251,6 +251,11 @@ impl Config {
             self.peer_retry_min,
             Duration::from_millis(1),
         )?;
+        at_least(
+            "disk_write_timeout",
+            self.disk_write_timeout,
+            Duration::from_millis(1),
+        )?;
         not_above(
             "peer_retry_min",
             self.peer_retry_min,
