@@ -195,8 +195,10 @@ impl Cluster {
                                     running.start_error = None;
                                 }
                                 Err(error) => {
+                                    // The process would exit; the supervisor (`supervise`)
+                                    // restarts it. It stays a live madsim node meanwhile, so
+                                    // that a restart boots it again.
                                     running.start_error = Some(error.to_string());
-                                    return;
                                 }
                             }
                         }
@@ -262,7 +264,11 @@ impl Cluster {
         if node.removed {
             return;
         }
-        node.running().db = None;
+        {
+            let mut running = node.running();
+            running.db = None;
+            running.start_error = None;
+        }
         self.handle.restart(node.handle.id());
         node.down = false;
         node.paused = false;

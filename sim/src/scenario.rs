@@ -291,12 +291,14 @@ async fn form(scenario: &Scenario, cluster: &mut Cluster) -> Result<(), String> 
     Ok(())
 }
 
-/// Restarts nodes whose disk failed, as a process supervisor would.
+/// Restarts nodes whose disk failed or that could not start, as a process supervisor would.
 fn supervise(cluster: &mut Cluster) {
     let failed: Vec<usize> = cluster
         .nodes
         .iter()
-        .filter(|node| !node.down && !node.removed && node.disk.failed())
+        .filter(|node| {
+            !node.down && !node.removed && (node.disk.failed() || node.start_error().is_some())
+        })
         .map(|node| node.index)
         .collect();
     for index in failed {
@@ -359,9 +361,13 @@ fn converged(cluster: &Cluster) -> Result<(), String> {
     let mut statuses = Vec::new();
     for &index in &members {
         let node = &cluster.nodes[index];
-        let status = node
-            .status()
-            .ok_or_else(|| format!("node {} is not running", node.id()))?;
+        let status = node.status().ok_or_else(|| match node.start_error() {
+            Some(error) => format!(
+                "node {} is not running: it could not start: {error}",
+                node.id()
+            ),
+            None => format!("node {} is not running", node.id()),
+        })?;
         statuses.push((node, status));
     }
     let leaders: Vec<_> = statuses
