@@ -23,8 +23,15 @@ const SUITE_SEEDS: std::ops::RangeInclusive<u64> = 1..=99;
 /// - 1029: a removal whose call failed but which went through (a harness fix);
 /// - 4076, 4958: a leader change interrupted a joiner's promotion to voter ("log entry
 ///   discarded") and the join gave up instead of retrying through the new leader (seed 8, in
-///   the suite range, covers the joiner waiting on a leader that stepped down).
-const REGRESSION_SEEDS: [u64; 9] = [277, 52, 127, 178, 211, 1600, 1029, 4076, 4958];
+///   the suite range, covers the joiner waiting on a leader that stepped down);
+/// - 307, 512: a joiner's disk failed during the join, which (since a failed Raft core is a
+///   final `Fatal` error) ended the start at once; the harness's supervisor then left the node
+///   down instead of restarting it (a harness fix);
+/// - 1873: a follower back from a long outage was never caught up: the append pipeline was
+///   made before the peer's retry delay and counted that wait against its patience.
+const REGRESSION_SEEDS: [u64; 12] = [
+    277, 52, 127, 178, 211, 1600, 1029, 4076, 4958, 307, 512, 1873,
+];
 
 fn check(seeds: impl IntoIterator<Item = u64>) -> Vec<Report> {
     let mut failures = Vec::new();

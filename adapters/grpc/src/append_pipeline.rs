@@ -84,9 +84,8 @@ enum Answers {
     /// response headers first would cost every stream, and every heartbeat, a round trip.
     Calling {
         call: PendingCall,
-        since: Instant,
     },
-    Open(Streaming<v1::StreamAppendResponse>),
+    Open(Box<Streaming<v1::StreamAppendResponse>>),
 }
 
 /// Everything the response stream carries between answers.
@@ -125,10 +124,7 @@ where
     let pipeline = Pipeline {
         input: Some(input),
         sender: Some(requests.sender),
-        answers: Answers::Calling {
-            call,
-            since: Instant::now(),
-        },
+        answers: Answers::Calling { call },
         unanswered: VecDeque::new(),
         patience,
     };
@@ -154,7 +150,7 @@ impl<S> Pipeline<S> {
                 return None;
             }
             match self.next_event::<Types<RT>>().await {
-                Event::Connected(answers) => self.answers = Answers::Open(answers),
+                Event::Connected(answers) => self.answers = Answers::Open(Box::new(answers)),
                 Event::Request(Some(request)) => {
                     let sender = self.sender.as_ref()?;
                     // The channel holds at most the unanswered requests, fewer than its
@@ -204,8 +200,8 @@ impl<S> Pipeline<S> {
     }
 
     /// Waits for the call to be made or the next answer, for the next request (while fewer
-    /// than [`MAX_APPENDS_IN_FLIGHT`] are unanswered), or for patience to run out: the oldest
-    /// request's, or the call's while nothing is unanswered. Each branch is cancel-safe: the
+    /// than [`MAX_APPENDS_IN_FLIGHT`] are unanswered), or for the oldest unanswered request's
+    /// patience to run out. Each branch is cancel-safe: the
     /// call and the input are polled in place, and a request taken from the input is returned
     /// in the same poll.
     async fn next_event<C>(&mut self) -> Event<C>
@@ -220,13 +216,13 @@ impl<S> Pipeline<S> {
             patience,
             ..
         } = self;
-        let waiting_since = unanswered.front().copied().or(match answers {
-            Answers::Calling { since, .. } => Some(*since),
-            Answers::Open(_) => None,
-        });
+        // Only a request handed over can wait for an answer: a call with nothing sent yet may
+        // not complete before its first message (openraft may hold that back for its own
+        // backoff), and its connection attempt has its own timeout.
+        let waiting_since = unanswered.front().copied();
         let answer = async {
             match answers {
-                Answers::Calling { call, .. } => match call.await {
+                Answers::Calling { call } => match call.await {
                     Ok(answers) => Event::Connected(answers),
                     Err(status) => Event::Answer(Some(Err(status))),
                 },

@@ -24,7 +24,7 @@ use openraft::{AsyncRuntime, Snapshot};
 use tonic::transport::Channel;
 
 use crate::PeerTransport;
-use crate::append_pipeline::{PipelineRequests, pipeline};
+use crate::append_pipeline::{AnswerItem, PipelineRequests, pipeline};
 use crate::peer_link::{PeerLink, PeerOptions};
 use crate::rpc_failure::Failure;
 
@@ -217,28 +217,23 @@ where
             return openraft::network::stream_append_sequential(self, input, option);
         }
         let patience = self.deadline(&option);
-        let client = self.client();
         let link = self.link.clone();
         async move {
-            let mut client = match client {
-                Ok(client) => client,
-                Err(failure) => {
-                    // Paced like a failed call, or openraft would retry at once.
-                    link.wait_turn().await;
-                    link.observe::<()>(&Err(failure.clone()));
-                    return Err(failure.into_rpc::<RT>());
+            // Everything is made once the peer's backoff allows: a pipeline made before the
+            // wait would count the wait against its patience and give up at once.
+            let start = move |link: &PeerLink| -> Result<_, Failure> {
+                let mut client = link.client()?;
+                let (requests, outgoing) = PipelineRequests::channel();
+                let call = async move {
+                    client
+                        .stream_append(outgoing)
+                        .await
+                        .map(tonic::Response::into_inner)
                 }
+                .boxed();
+                Ok(pipeline::<RT, S>(input, requests, call, patience))
             };
-            let (requests, outgoing) = PipelineRequests::channel();
-            let call = async move {
-                client
-                    .stream_append(outgoing)
-                    .await
-                    .map(tonic::Response::into_inner)
-            }
-            .boxed();
-            let answers = pipeline::<RT, S>(input, requests, call, patience);
-            Ok(paced::<RT>(link, answers))
+            Ok(paced::<RT>(link, start))
         }
         .boxed()
     }
@@ -318,16 +313,21 @@ where
     }
 }
 
-/// A pipeline's answers, started once the peer's backoff allows (the wait is inside the
-/// stream, where openraft can cancel it), with each answer recorded on the peer's link.
+/// A pipeline's answers: `start` makes it once the peer's backoff allows (the wait is inside
+/// the stream, where openraft can cancel it), and each answer is recorded on the peer's link.
 fn paced<RT: AsyncRuntime>(
     link: PeerLink,
-    answers: BoxStream<'static, crate::append_pipeline::AnswerItem<RT>>,
-) -> BoxStream<'static, crate::append_pipeline::AnswerItem<RT>> {
-    let waiting = link.clone();
+    start: impl FnOnce(&PeerLink) -> Result<BoxStream<'static, AnswerItem<RT>>, Failure>
+    + Send
+    + 'static,
+) -> BoxStream<'static, AnswerItem<RT>> {
+    let starting = link.clone();
     futures_util::stream::once(async move {
-        waiting.wait_turn().await;
-        answers
+        starting.wait_turn().await;
+        match start(&starting) {
+            Ok(answers) => answers,
+            Err(failure) => futures_util::stream::iter([Err(failure.into_rpc::<RT>())]).boxed(),
+        }
     })
     .flatten()
     .inspect(move |answer| match answer {

@@ -358,3 +358,51 @@ async fn a_malformed_request_ends_the_stream_after_the_good_ones() {
     assert!(answer.is_some());
     raft.shutdown().await.expect("raft stops");
 }
+
+/// A follower that was down long enough for its retry delay to pass the pipeline's patience
+/// is replicated to again once it is back: the pipeline is made after the backoff's wait,
+/// so the wait does not count against its patience. (Made before the wait, every pipeline
+/// gave up at once as "no answer", the delay grew, and the follower never caught up.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_comes_back_after_a_long_backoff_is_replicated_to() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = listener.local_addr().expect("address");
+    drop(listener);
+    let patience = Duration::from_millis(40);
+    let mut client = leader_client(&addr.to_string(), patience).await;
+    // Refused connections: after these the retry delay (25 ms doubling) exceeds the patience.
+    for _ in 0..4 {
+        let mut answers = open_pipeline(&mut client, 1, false).await;
+        match next_answer(&mut answers).await {
+            Some(Err(RPCError::Unreachable(_))) => {}
+            other => panic!("expected Unreachable from a closed port, got {other:?}"),
+        }
+    }
+    let incoming = TcpIncoming::bind(addr).expect("bind the follower's port again");
+    tokio::spawn(
+        Server::builder()
+            .add_service(RaftServer::new(ScriptedFollower {
+                script: Script::HoldUntil(1),
+                received: Arc::new(AtomicUsize::new(0)),
+            }))
+            .serve_with_incoming(incoming),
+    );
+    // openraft may hold the first request back (its own backoff), here for longer than the
+    // pipeline's patience: that wait is not the follower's.
+    let input = futures_util::stream::once(async move {
+        tokio::time::sleep(patience * 3).await;
+        append(1)
+    })
+    .chain(futures_util::stream::iter([append(2)]))
+    .boxed();
+    let mut answers =
+        RaftNetworkV2::<Types>::stream_append(&mut client, input, RPCOption::new(patience))
+            .await
+            .expect("stream opens");
+    for index in 1..=2 {
+        match next_answer(&mut answers).await {
+            Some(Ok(Ok(matched))) => assert_eq!(matched, Some(log_id(index))),
+            other => panic!("answer {index} after the follower came back: {other:?}"),
+        }
+    }
+}
