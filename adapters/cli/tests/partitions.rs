@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::netlab::NetLab;
-use common::{Node, leader_index, result, run};
+use common::{Node, form_three, leader_index, result, run};
 
 /// How long each partition lasts: long enough for every call to the cut-off node to time out
 /// and for its connections to go stale.
@@ -29,21 +29,10 @@ const PARTITIONS: usize = 3;
 fn a_partitioned_follower_serves_again_soon_after_the_heal() {
     let lab = NetLab::new(3);
     let root = tempfile::tempdir().expect("temporary directory");
-    let mut nodes: Vec<Node> = Vec::new();
-    for member in 0..3 {
+    let nodes = form_three(root.path(), |member, dir, flags| {
         let bind = format!("{}:7400", lab.address(member));
-        let mut flags = Vec::new();
-        match nodes.last() {
-            None => flags.push("--bootstrap".to_owned()),
-            Some(previous) => {
-                flags.push("--join".to_owned());
-                flags.push(previous.addr.clone());
-            }
-        }
-        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        let dir = root.path().join(format!("node{member}"));
-        nodes.push(Node::start_in(&lab.netns(member), &dir, &bind, &flags));
-    }
+        Node::start_in(&lab.netns(member), dir, &bind, flags)
+    });
     let mut recoveries = Vec::new();
     for partition in 0..PARTITIONS {
         let leader = leader_index(&nodes);

@@ -15,7 +15,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, Stream, StreamExt};
 use openraft::errors::{RPCError, ReplicationClosed, StreamingError};
 use openraft::network::v2::RaftNetworkV2;
-use openraft::network::{RPCOption, RaftNetworkFactory};
+use openraft::network::{Backoff, RPCOption, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, StreamAppendResult,
     TransferLeaderRequest, TransferLeaderResponse, VoteRequest, VoteResponse,
@@ -296,6 +296,14 @@ where
         let vote = wire::vote_from_wire(response.vote, "vote")
             .map_err(|error| Failure::Network(error.to_string()).into_streaming::<RT>())?;
         Ok(SnapshotResponse::new(vote))
+    }
+
+    /// No delay of openraft's own: the transport paces a peer that cannot be reached (its
+    /// link's backoff, waited before each attempt). openraft's backoff would only delay the
+    /// first request of a stream that may already have waited its turn, adding a second second
+    /// to every recovery after an outage.
+    fn backoff(&self) -> Option<Backoff> {
+        Some(Backoff::new(std::iter::repeat(Duration::ZERO)))
     }
 
     async fn transfer_leader(

@@ -272,19 +272,27 @@ pub(crate) fn result(output: &Output) -> (i32, String) {
 /// Starts a node bootstrapping a cluster and two that join it (each through the previous),
 /// in fresh directories under `root`; `extra(i)` adds flags to node `i` (TLS material).
 pub(crate) fn three_nodes(root: &Path, extra: impl Fn(usize) -> Vec<String>) -> Vec<Node> {
+    form_three(root, |i, dir, start_flags| {
+        let mut flags = extra(i);
+        flags.extend(start_flags.iter().map(|flag| (*flag).to_owned()));
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        Node::start(dir, "127.0.0.1:0", &flags)
+    })
+}
+
+/// Forms a three-node cluster: node 0 bootstraps, each next one joins through the previous.
+/// `start(i, dir, flags)` starts node `i` in `dir` (under `root`) with the bootstrap or join
+/// flags it must add.
+pub(crate) fn form_three(root: &Path, start: impl Fn(usize, &Path, &[&str]) -> Node) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     for i in 0..3 {
         let dir = root.join(format!("node{}", i + 1));
-        let mut flags = extra(i);
-        match nodes.last() {
-            None => flags.push("--bootstrap".to_owned()),
-            Some(previous) => {
-                flags.push("--join".to_owned());
-                flags.push(previous.addr.clone());
-            }
-        }
+        let flags: Vec<String> = match nodes.last() {
+            None => vec!["--bootstrap".to_owned()],
+            Some(previous) => vec!["--join".to_owned(), previous.addr.clone()],
+        };
         let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-        nodes.push(Node::start(&dir, "127.0.0.1:0", &flags));
+        nodes.push(start(i, &dir, &flags));
     }
     nodes
 }

@@ -6,7 +6,9 @@ use std::path::Path;
 
 use dbadger_core::raft_types::{EntryPayload, LeaderId, LogEntry, LogId};
 use dbadger_core::storage::memory::MemoryStateMachine;
-use dbadger_core::storage::{LogStore, StateMachineStore, StateRead, StateWrite, StorageResult};
+use dbadger_core::storage::{
+    KvWrite, LogStore, StateMachineStore, StateRead, StateWrite, StorageResult,
+};
 use dbadger_core::testing::dump;
 use dbadger_core::{Command as KvCommand, rules};
 use dbadger_lmdb::{LmdbOptions, LmdbStore};
@@ -68,6 +70,19 @@ pub(crate) fn resume_point(log: &impl LogStore) -> (u64, u64) {
     (next_index, next_batch)
 }
 
+/// Applies one log entry's command (blank and membership entries change no data).
+fn apply_entry(txn: &mut impl KvWrite, entry: &LogEntry) -> StorageResult<()> {
+    if let EntryPayload::Normal(command) = &entry.payload {
+        rules::apply(
+            command,
+            entry.log_id.index,
+            txn,
+            &dbadger_core::Limits::default(),
+        )?;
+    }
+    Ok(())
+}
+
 /// Applies the log up to `through` to the state machine in one transaction; `false` if it
 /// was applied that far already.
 pub(crate) fn apply_through(
@@ -82,14 +97,7 @@ pub(crate) fn apply_through(
         return Ok(false);
     }
     for entry in log.entries(from, through + 1)? {
-        if let EntryPayload::Normal(command) = &entry.payload {
-            rules::apply(
-                command,
-                entry.log_id.index,
-                &mut txn,
-                &dbadger_core::Limits::default(),
-            )?;
-        }
+        apply_entry(&mut txn, &entry)?;
         state.last_applied = Some(entry.log_id);
     }
     txn.set_applied_state(&state)?;
@@ -172,15 +180,7 @@ pub(crate) fn verify(dir: &Path, acknowledged: &Acknowledged, round: u64) {
     {
         let mut txn = replay.write().expect("replay txn");
         for entry in &entries[..applied_index as usize] {
-            if let EntryPayload::Normal(command) = &entry.payload {
-                rules::apply(
-                    command,
-                    entry.log_id.index,
-                    &mut txn,
-                    &dbadger_core::Limits::default(),
-                )
-                .expect("replay");
-            }
+            apply_entry(&mut txn, entry).expect("replay");
         }
         txn.commit().expect("replay commit");
     }
