@@ -68,6 +68,20 @@ pub enum RequestError {
         /// The id that was asked for.
         id: u64,
     },
+    /// A cluster operation the cluster's state does not allow (`FAILED_PRECONDITION`): removing
+    /// or demoting the last voter, making a voter a learner by adding it, handing leadership to
+    /// a learner. Not applied; not retryable as it is.
+    #[error("refused: {reason}")]
+    Refused {
+        /// Why, in a few words.
+        reason: String,
+    },
+    /// No snapshot with this id is kept on the node (`NOT_FOUND`).
+    #[error("no snapshot {id} on this node")]
+    UnknownSnapshot {
+        /// The id that was asked for.
+        id: String,
+    },
     /// No leader can be reached, or the leader cannot reach a quorum (`UNAVAILABLE`).
     /// Retryable; `outcome` says whether a write may have applied.
     #[error("unavailable: {reason}{note}", note = outcome.note())]
@@ -145,6 +159,8 @@ impl RequestError {
             RequestError::InvalidArgument(_)
             | RequestError::NotFound
             | RequestError::UnknownMember { .. }
+            | RequestError::Refused { .. }
+            | RequestError::UnknownSnapshot { .. }
             | RequestError::StorageFull { .. }
             | RequestError::ResponseTooLarge { .. } => Outcome::NotApplied,
         }
@@ -191,7 +207,9 @@ impl RequestError {
     pub fn reason(&self) -> String {
         match self {
             RequestError::Unavailable { reason, .. } => reason.clone(),
-            RequestError::Internal(reason) | RequestError::Fatal { reason } => reason.clone(),
+            RequestError::Internal(reason)
+            | RequestError::Fatal { reason }
+            | RequestError::Refused { reason } => reason.clone(),
             other => other.to_string(),
         }
     }

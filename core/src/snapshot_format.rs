@@ -29,6 +29,30 @@ const END: u8 = 0;
 /// A snapshot's metadata is a log id and a membership: kilobytes at most.
 const MAX_META_BYTES: u32 = 1 << 20;
 
+/// A snapshot's id: `snapshot-<term>-<node>-<index>` of the last log entry it covers
+/// (`snapshot-empty` for a snapshot of nothing). The same state at the same log id has the same
+/// id on every node, and the id names its file in a data directory.
+pub fn snapshot_id(meta: &SnapshotMeta) -> String {
+    match &meta.last_log_id {
+        Some(id) => format!(
+            "snapshot-{}-{}-{}",
+            id.leader_id.term, id.leader_id.node_id, id.index
+        ),
+        None => "snapshot-empty".to_owned(),
+    }
+}
+
+/// Reads a whole snapshot stream, checking every record and the trailer's checksum; returns
+/// its metadata and how many pairs it holds.
+pub fn verify(input: impl Read) -> Result<(SnapshotMeta, u64), DecodeError> {
+    let (mut reader, meta) = SnapshotReader::open(input)?;
+    let mut pairs = 0;
+    while reader.next_record()?.is_some() {
+        pairs += 1;
+    }
+    Ok((meta, pairs))
+}
+
 /// Writes a snapshot file record by record.
 #[derive(Debug)]
 pub struct SnapshotWriter<W: Write> {

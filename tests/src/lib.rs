@@ -35,6 +35,9 @@ pub fn test_config(dir: &TempDir, start: StartMode) -> Config {
         // Small enough that a test's few hundred writes compact the log.
         snapshot_threshold: 50,
         trailing_logs: 10,
+        // Most tests stop nodes to restart them as members; tests/lifecycle.rs turns leaving
+        // back on.
+        leave_on_stop: false,
         ..Config::default()
     }
 }

@@ -137,7 +137,7 @@ async fn restarted_follower_catches_up() {
         .expect("a leader");
     assert!(
         leader.db.stats().purged_index > behind,
-        "the leader purged what the follower lacks"
+        "the leader purged what the follower lacks: {:?} behind {behind}", leader.db.stats()
     );
     let back = dbadger_tests::TestNode {
         db: start_resumed(&dir, &addr).await,

@@ -90,7 +90,9 @@ fn main() -> ExitCode {
         }
         Commands::Snapshot(args) => {
             let client = args.client.clone();
-            client::run(&client, |endpoints, _| cluster::snapshot(args, endpoints))
+            client::run(&client, |endpoints, output| {
+                cluster::snapshot(args, endpoints, output)
+            })
         }
         Commands::Recover(args) => client::run(&args.client, |_, _| async { cluster::recover() }),
         Commands::Certs(args) => certs::run(args),

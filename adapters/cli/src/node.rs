@@ -44,6 +44,11 @@ pub(crate) struct NodeArgs {
     /// This node's private key (PEM).
     #[arg(long, env = "DBADGER_KEY", requires_all = ["ca", "cert"])]
     key: Option<PathBuf>,
+    /// Stay a member when stopped (a restart on the same data then resumes its membership);
+    /// by default a stopped node leaves the cluster, and rejoins only with --join, as a new
+    /// node.
+    #[arg(long = "no-leave", env = "DBADGER_NO_LEAVE")]
+    no_leave: bool,
     /// Keep everything in memory: no files, nothing survives the process.
     #[arg(long = "in-memory", visible_alias = "inmem", env = "DBADGER_IN_MEMORY")]
     in_memory: bool,
@@ -77,6 +82,7 @@ impl NodeArgs {
             data_dir: self.data_dir.clone(),
             in_memory: self.in_memory,
             start,
+            leave_on_stop: !self.no_leave,
             ..Config::default()
         })
     }

@@ -1,5 +1,7 @@
 //! [`Db`]: the embeddable handle of one dbadger node.
 
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +12,9 @@ use dbadger_core::{
 use tokio::time::Instant;
 
 use crate::answers::{CompareAndSetOutcome, Deleted, DeletedKeys, Range};
+use crate::lifecycle::{leave_failed, mark_left};
+use crate::membership_plan::MembershipChange;
+use crate::snapshots::SnapshotInfo;
 use crate::node::Engine;
 use crate::node_status::NodeStatus;
 use crate::server::ServerHandle;
@@ -21,6 +26,10 @@ pub struct Db {
     pub(crate) server: Arc<std::sync::Mutex<Option<ServerHandle>>>,
     pub(crate) addr: String,
     pub(crate) request_timeout: Duration,
+    /// Whether [`Db::close`] leaves the cluster first.
+    pub(crate) leave_on_stop: bool,
+    /// Where a node that left records it (`None`: stores without a data directory).
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Db {
@@ -36,8 +45,15 @@ fn unexpected(response: Response) -> RequestError {
 }
 
 impl Db {
-    /// Stops the node: the server stops accepting, openraft shuts down, the store closes.
+    /// Stops the node: it leaves the cluster first unless `Config::leave_on_stop` is off (see
+    /// [`Db::leave`]; a leave that fails is logged and the stop goes on), then the server stops
+    /// accepting, openraft shuts down and the store closes.
     pub async fn close(&self) {
+        if self.leave_on_stop
+            && let Err(error) = self.leave().await
+        {
+            tracing::warn!("{}", leave_failed(&error));
+        }
         let server = self
             .server
             .lock()
@@ -48,6 +64,129 @@ impl Db {
             let _ = task.await;
         }
         self.engine.shutdown().await;
+    }
+
+    /// Removes this node from the cluster's membership; a leader hands its leadership to the
+    /// best placed voter first. Returns `true` if the node left, `false` if there was nothing
+    /// to leave (it is not a member, or it is the only one). The node keeps running, outside
+    /// the cluster; a node with a data directory records that it left, and when started again
+    /// with `StartMode::Join` it discards its old data and joins as a new node with a new id
+    /// (started any other way, it refuses to start). The last voter of a cluster with learners
+    /// cannot leave ([`RequestError::Refused`]).
+    pub async fn leave(&self) -> Result<bool, RequestError> {
+        let left = self
+            .engine
+            .leave(self.deadline())
+            .await
+            .map_err(|e| self.stamp(e))?;
+        if left && let Some(dir) = &self.data_dir {
+            mark_left(dir, self.id()).map_err(|error| {
+                RequestError::Internal(format!(
+                    "left the cluster, but could not record it in {}: {error}",
+                    dir.display()
+                ))
+            })?;
+        }
+        Ok(left)
+    }
+
+    async fn change_membership(&self, change: MembershipChange) -> Result<(), RequestError> {
+        let deadline = Instant::now() + self.request_timeout.max(Duration::from_secs(30));
+        self.engine
+            .change_membership(change, deadline)
+            .await
+            .map_err(|e| self.stamp(e))
+    }
+
+    /// Adds node `id`, reachable at `addr`, as a voter: it catches up as a learner first and
+    /// is promoted once it holds the leader's log. A member at another address has its address
+    /// updated; a member that already votes is left as it is. Forwarded to the leader.
+    pub async fn add_voter(&self, id: NodeId, addr: &str) -> Result<(), RequestError> {
+        self.change_membership(MembershipChange::Add {
+            id,
+            addr: addr.to_owned(),
+            learner_only: false,
+        })
+        .await
+    }
+
+    /// Adds node `id`, reachable at `addr`, as a learner: it receives the log and serves Local
+    /// reads (and forwards the others) but never votes, so it adds no latency to writes and no
+    /// risk to the quorum. Adding a voter as a learner is [`RequestError::Refused`]: use
+    /// [`Db::demote`].
+    pub async fn add_learner(&self, id: NodeId, addr: &str) -> Result<(), RequestError> {
+        self.change_membership(MembershipChange::Add {
+            id,
+            addr: addr.to_owned(),
+            learner_only: true,
+        })
+        .await
+    }
+
+    /// Makes learner `id` a voter once it has caught up (a voter stays as it is).
+    pub async fn promote(&self, id: NodeId) -> Result<(), RequestError> {
+        self.change_membership(MembershipChange::Add {
+            id,
+            addr: String::new(),
+            learner_only: false,
+        })
+        .await
+    }
+
+    /// Takes voter `id`'s vote away; it stays a member as a learner. A leader demoting itself
+    /// hands its leadership to another voter first; the last voter cannot be demoted.
+    pub async fn demote(&self, id: NodeId) -> Result<(), RequestError> {
+        self.change_membership(MembershipChange::Demote(id)).await
+    }
+
+    /// Removes member `id` (voter or learner) from the cluster; an id that is not a member is
+    /// [`RequestError::UnknownMember`], and the last voter cannot be removed.
+    pub async fn remove_member(&self, id: NodeId) -> Result<(), RequestError> {
+        self.change_membership(MembershipChange::Remove(id)).await
+    }
+
+    /// Hands the leadership to voter `to`, or, with `None`, to the voter whose log reaches
+    /// furthest; returns once this node knows of a leader other than the old one.
+    pub async fn transfer_leadership(&self, to: Option<NodeId>) -> Result<(), RequestError> {
+        self.change_membership(MembershipChange::TransferLeadership(to))
+            .await
+    }
+
+    /// Takes a snapshot of everything this node has applied, now, and returns it once its
+    /// file is durable: one self-contained, checksummed file, kept (with the snapshots the
+    /// retention policy keeps) until newer ones replace it.
+    pub async fn snapshot(&self) -> Result<SnapshotInfo, RequestError> {
+        self.engine
+            .snapshot(self.deadline())
+            .await
+            .map_err(|e| self.stamp(e))
+    }
+
+    /// The snapshots this node keeps, newest first.
+    pub fn snapshots(&self) -> Result<Vec<SnapshotInfo>, RequestError> {
+        self.engine.snapshots()
+    }
+
+    /// Opens snapshot `id` for reading (to stream it elsewhere); the bytes are the snapshot
+    /// file's, checksum included.
+    pub fn open_snapshot(
+        &self,
+        id: &str,
+    ) -> Result<(SnapshotInfo, Box<dyn Read + Send>), RequestError> {
+        self.engine.open_snapshot(id)
+    }
+
+    /// Copies snapshot `id` to the file `path`, durably (written beside it and renamed into
+    /// place once flushed), and verifies the copy's checksum before it is renamed.
+    pub fn export_snapshot(&self, id: &str, path: &Path) -> Result<SnapshotInfo, RequestError> {
+        let (info, mut reader) = self.engine.open_snapshot(id)?;
+        crate::snapshots::export(&mut reader, path).map_err(|error| {
+            RequestError::Internal(format!(
+                "could not export snapshot {id} to {}: {error}",
+                path.display()
+            ))
+        })?;
+        Ok(info)
     }
 
     fn deadline(&self) -> Instant {

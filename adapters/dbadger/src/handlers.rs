@@ -7,13 +7,15 @@ use std::time::Duration;
 use dbadger_core::raft_types::NodeId;
 use dbadger_core::storage::StateMachineStore;
 use dbadger_core::{Command, Query, ReadPreference, RequestError, Response};
-use dbadger_grpc::{ClusterHandler, ForwardHandler, KvHandler};
+use dbadger_grpc::{ClusterHandler, ForwardHandler, KvHandler, SnapshotBytes};
 use dbadger_proto::v1;
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
+use crate::membership_plan::MembershipChange;
 use crate::node::{Engine, Node};
 use crate::routing::deadline_budget;
+use crate::snapshots::SnapshotInfo;
 
 /// The longest a forwarded request runs here; the forwarding node's own deadline (sent as the
 /// gRPC timeout) usually ends it sooner.
@@ -45,19 +47,58 @@ impl<S: StateMachineStore> ForwardHandler for Node<S> {
         addr: String,
         learner_only: bool,
     ) -> BoxFuture<'_, Result<(), RequestError>> {
-        Box::pin(async move {
-            let deadline = Instant::now() + FORWARDED_DEADLINE;
-            // A join may arrive at any member: pass it on to the leader (one more hop).
-            self.add_member_routed(id, addr, learner_only, deadline, true)
-                .await
+        // A join may arrive at any member: pass it on to the leader (one more hop).
+        self.forwarded_membership(MembershipChange::Add {
+            id,
+            addr,
+            learner_only,
         })
     }
 
     fn remove_member(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>> {
+        self.forwarded_membership(MembershipChange::Remove(id))
+    }
+
+    fn demote_member(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>> {
+        self.forwarded_membership(MembershipChange::Demote(id))
+    }
+
+    fn transfer_leadership(&self, to: Option<NodeId>) -> BoxFuture<'_, Result<(), RequestError>> {
+        self.forwarded_membership(MembershipChange::TransferLeadership(to))
+    }
+}
+
+impl<S: StateMachineStore> Node<S> {
+    /// A membership change another node passed here: passed on once more if this node does
+    /// not lead either (a join may arrive at any member).
+    fn forwarded_membership(
+        &self,
+        change: MembershipChange,
+    ) -> BoxFuture<'_, Result<(), RequestError>> {
         Box::pin(async move {
             let deadline = Instant::now() + FORWARDED_DEADLINE;
-            self.remove_member_routed(id, deadline, true).await
+            self.change_membership_routed(change, deadline, true).await
         })
+    }
+
+    /// A membership change asked for by an operator over the Cluster service.
+    fn administered_membership(
+        &self,
+        change: MembershipChange,
+    ) -> BoxFuture<'_, Result<(), RequestError>> {
+        Box::pin(async move {
+            let deadline = Instant::now() + self.request_timeout.max(FORWARDED_DEADLINE);
+            self.change_membership_routed(change, deadline, true).await
+        })
+    }
+}
+
+fn wire_snapshot(info: SnapshotInfo) -> v1::SnapshotInfo {
+    v1::SnapshotInfo {
+        id: info.id,
+        index: info.index,
+        term: info.term,
+        size_bytes: info.size_bytes,
     }
 }
 
@@ -69,18 +110,50 @@ impl<S: StateMachineStore> ClusterHandler for Node<S> {
         addr: String,
         learner_only: bool,
     ) -> BoxFuture<'_, Result<(), RequestError>> {
-        Box::pin(async move {
-            let deadline = Instant::now() + self.request_timeout.max(FORWARDED_DEADLINE);
-            self.add_member_routed(id, addr, learner_only, deadline, true)
-                .await
+        self.administered_membership(MembershipChange::Add {
+            id,
+            addr,
+            learner_only,
         })
     }
 
     fn remove_peer(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>> {
-        Box::pin(async move {
-            let deadline = Instant::now() + self.request_timeout;
-            self.remove_member_routed(id, deadline, true).await
+        self.administered_membership(MembershipChange::Remove(id))
+    }
+
+    fn promote_peer(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>> {
+        self.administered_membership(MembershipChange::Add {
+            id,
+            addr: String::new(),
+            learner_only: false,
         })
+    }
+
+    fn demote_peer(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>> {
+        self.administered_membership(MembershipChange::Demote(id))
+    }
+
+    fn transfer_leader(&self, to: Option<NodeId>) -> BoxFuture<'_, Result<(), RequestError>> {
+        self.administered_membership(MembershipChange::TransferLeadership(to))
+    }
+
+    fn snapshot(&self) -> BoxFuture<'_, Result<v1::SnapshotInfo, RequestError>> {
+        Box::pin(async move {
+            let deadline = Instant::now() + self.request_timeout.max(FORWARDED_DEADLINE);
+            self.take_snapshot(deadline).await.map(wire_snapshot)
+        })
+    }
+
+    fn snapshots(&self) -> Result<Vec<v1::SnapshotInfo>, RequestError> {
+        Ok(self
+            .list_snapshots()?
+            .into_iter()
+            .map(wire_snapshot)
+            .collect())
+    }
+
+    fn open_snapshot(&self, id: &str) -> Result<(v1::SnapshotInfo, SnapshotBytes), RequestError> {
+        Node::open_snapshot(self, id).map(|(info, reader)| (wire_snapshot(info), reader))
     }
 
     fn status(&self) -> v1::StatusResponse {

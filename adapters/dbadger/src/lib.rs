@@ -35,10 +35,13 @@ mod db;
 mod handlers;
 #[cfg(not(madsim))]
 mod health;
+mod lifecycle;
 mod membership;
+mod membership_plan;
 mod metrics;
 mod node;
 mod node_status;
+mod peer_addresses;
 mod requests;
 mod role_log;
 mod routing;
@@ -46,6 +49,7 @@ mod runtime;
 mod server;
 #[cfg(madsim)]
 pub mod simulation;
+mod snapshots;
 mod start;
 mod start_error;
 mod timed_store;
@@ -56,5 +60,9 @@ pub use dbadger_core::{
     Command, Config, Expected, KeyValue, Limits, Lookup, NewValue, NodeId, Outcome, PemSource,
     Query, ReadPreference, RequestError as Error, Response, StartMode, TlsConfig, Versioned,
 };
+/// The snapshot file format, to read or verify an exported snapshot.
+pub use dbadger_core::snapshot_format;
+pub use lifecycle::LEFT_MARK;
 pub use node_status::NodeStatus;
+pub use snapshots::SnapshotInfo;
 pub use start_error::StartError;

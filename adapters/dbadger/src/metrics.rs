@@ -72,6 +72,8 @@ fn result_label(outcome: &Result<Response, RequestError>) -> &'static str {
         Err(RequestError::StorageFull { .. }) => "storage_full",
         Err(RequestError::ShuttingDown { .. }) => "shutting_down",
         Err(RequestError::UnknownMember { .. }) => "unknown_member",
+        Err(RequestError::Refused { .. }) => "refused",
+        Err(RequestError::UnknownSnapshot { .. }) => "unknown_snapshot",
         Err(RequestError::ResponseTooLarge { .. }) => "response_too_large",
         Err(_) => "internal",
     }

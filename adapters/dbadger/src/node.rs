@@ -20,10 +20,12 @@ use openraft::errors::Fatal;
 use openraft::{Raft, ServerState};
 use tokio::time::Instant;
 
+use crate::membership_plan::MembershipChange;
 use crate::metrics::Metrics;
 use crate::node_status::NodeStatus;
 use crate::routing::LEADER_POLL;
 use crate::runtime::Runtime;
+use crate::snapshots::SnapshotInfo;
 
 pub(crate) type Types = RaftTypes<Runtime>;
 
@@ -52,6 +54,18 @@ pub(crate) trait Engine: Send + Sync + 'static {
         deadline: Instant,
     ) -> BoxFuture<'_, Result<(), RequestError>>;
     fn shutdown(&self) -> BoxFuture<'_, ()>;
+    fn change_membership(
+        &self,
+        change: MembershipChange,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<(), RequestError>>;
+    fn leave(&self, deadline: Instant) -> BoxFuture<'_, Result<bool, RequestError>>;
+    fn snapshot(&self, deadline: Instant) -> BoxFuture<'_, Result<SnapshotInfo, RequestError>>;
+    fn snapshots(&self) -> Result<Vec<SnapshotInfo>, RequestError>;
+    fn open_snapshot(
+        &self,
+        id: &str,
+    ) -> Result<(SnapshotInfo, Box<dyn std::io::Read + Send>), RequestError>;
 }
 
 /// A running node over the state-machine store `S`.
@@ -242,6 +256,33 @@ impl<S: StateMachineStore> Engine for Node<S> {
         Box::pin(async move {
             let _ = self.raft.shutdown().await;
         })
+    }
+
+    fn change_membership(
+        &self,
+        change: MembershipChange,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<(), RequestError>> {
+        Box::pin(self.change_membership_routed(change, deadline, true))
+    }
+
+    fn leave(&self, deadline: Instant) -> BoxFuture<'_, Result<bool, RequestError>> {
+        Box::pin(Node::leave(self, deadline))
+    }
+
+    fn snapshot(&self, deadline: Instant) -> BoxFuture<'_, Result<SnapshotInfo, RequestError>> {
+        Box::pin(self.take_snapshot(deadline))
+    }
+
+    fn snapshots(&self) -> Result<Vec<SnapshotInfo>, RequestError> {
+        self.list_snapshots()
+    }
+
+    fn open_snapshot(
+        &self,
+        id: &str,
+    ) -> Result<(SnapshotInfo, Box<dyn std::io::Read + Send>), RequestError> {
+        Node::open_snapshot(self, id)
     }
 }
 

@@ -334,8 +334,4 @@ impl<S: StateMachineStore> Node<S> {
         rules::read(query, &view, &self.limits).map_err(read_error)
     }
 
-    /// Whether this node is the leader right now, by its metrics.
-    pub(crate) fn leads(&self) -> bool {
-        self.raft.metrics().borrow_watched().state == ServerState::Leader
-    }
 }

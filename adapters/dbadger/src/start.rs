@@ -84,6 +84,27 @@ fn load_tls(tls: &TlsConfig) -> Result<TlsMaterial, StartError> {
     ))
 }
 
+/// How long a start waits for a node closing on the same data directory in this process to
+/// let go of it.
+const RELEASE_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Opens the LMDB store in `dir`. A node of this process that was closed on the same directory
+/// may still be letting go of it (openraft's tasks drop their handles a moment after
+/// shutdown): the open is retried while the directory is busy, up to [`RELEASE_PATIENCE`].
+async fn open_when_released(dir: &std::path::Path, options: LmdbOptions) -> Result<LmdbStore, StartError> {
+    let give_up = Instant::now() + RELEASE_PATIENCE;
+    loop {
+        match LmdbStore::open(dir, options.clone()) {
+            Err(dbadger_core::StorageError::Io(busy))
+                if busy.kind() == std::io::ErrorKind::ResourceBusy && Instant::now() < give_up =>
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            opened => return opened.map_err(StartError::from),
+        }
+    }
+}
+
 impl Db {
     /// Starts a node: opens its store (LMDB in `data_dir`, or memory), binds `bind`, starts
     /// openraft, and bootstraps, joins or resumes as `config.start` says.
@@ -101,10 +122,23 @@ impl Db {
                 max_queued_writes: config.max_queued_log_writes,
                 ..LmdbOptions::default()
             };
-            let store = LmdbStore::open(&config.data_dir, options)?;
+            if crate::lifecycle::has_left(&config.data_dir) {
+                if !matches!(config.start, StartMode::Join(_)) {
+                    return Err(StartError::Left(
+                        crate::lifecycle::left_error(&config.data_dir),
+                    ));
+                }
+                crate::lifecycle::discard_left_node(&config.data_dir).map_err(|error| {
+                    StartError::Storage(dbadger_core::StorageError::Io(error))
+                })?;
+            }
+            let store = open_when_released(&config.data_dir, options).await?;
             let id = store.node_id(random_node_id)?;
             let (log, machine) = store.into_parts();
-            Db::start_with_storage(config, id, log, machine).await
+            let data_dir = config.data_dir.clone();
+            let mut db = Db::start_with_storage(config, id, log, machine).await?;
+            db.data_dir = Some(data_dir);
+            Ok(db)
         }
     }
 
@@ -122,27 +156,26 @@ impl Db {
         let raft_config = Arc::new(config.raft_config()?);
         let patience = config.longest_failover();
         let listener = Listener::bind(&config.bind)?;
-        let addr = config
-            .advertise
-            .clone()
-            .unwrap_or_else(|| listener.local_addr().to_string());
+        let addr = config.advertised_address(listener.local_addr());
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
         let transport = PeerTransport::new(tls.as_ref()).with_keepalive(config.heartbeat_timeout);
         let metrics = Metrics::new();
         let store = Arc::new(TimedStore::new(machine, Arc::clone(&metrics)));
         step_down_after_restart(&log, id)?;
+        let network = GrpcNetwork::<<S as StateMachineStore>::Snapshot>::new(
+            transport.clone(),
+            PeerOptions {
+                connect_timeout: config.peer_connect_timeout,
+                min_rpc_timeout: config.heartbeat_timeout,
+                retry_min: config.peer_retry_min,
+                retry_max: config.peer_retry_max,
+            },
+        );
+        let peer_addresses = network.addresses();
         let raft: Raft<RaftTypes<Runtime>, _> = Raft::new(
             id,
             raft_config,
-            GrpcNetwork::<<S as StateMachineStore>::Snapshot>::new(
-                transport.clone(),
-                PeerOptions {
-                    connect_timeout: config.peer_connect_timeout,
-                    min_rpc_timeout: config.heartbeat_timeout,
-                    retry_min: config.peer_retry_min,
-                    retry_max: config.peer_retry_max,
-                },
-            ),
+            network,
             RaftLog::new(Arc::new(log)),
             RaftStateMachineStore::new(Arc::clone(&store)).with_limits(config.limits),
         )
@@ -177,11 +210,21 @@ impl Db {
         };
         let server = crate::server::serve(listener, services, stop)?;
         tokio::spawn(crate::role_log::log_role_changes(raft.clone()));
+        tokio::spawn(crate::peer_addresses::follow_membership(
+            raft.clone(),
+            peer_addresses,
+        ));
+        tokio::spawn(crate::snapshots::run_snapshot_timer(
+            Arc::downgrade(&node),
+            config.snapshot_interval,
+        ));
         let db = Db {
-            engine: node,
+            engine: Arc::clone(&node) as Arc<dyn crate::node::Engine>,
             server: Arc::new(std::sync::Mutex::new(Some(server))),
             addr: addr.clone(),
             request_timeout: config.request_timeout,
+            leave_on_stop: config.leave_on_stop,
+            data_dir: None,
         };
         let initialized = raft
             .is_initialized()
@@ -200,6 +243,11 @@ impl Db {
                     db.close().await;
                     return Err(StartError::Join(error));
                 }
+            }
+            _ if initialized => {
+                // Restarted with another address: tell the cluster, in the background (until
+                // the membership has it, the leader reaches this node at the old address).
+                tokio::spawn(async move { node.announce_address().await });
             }
             _ => {}
         }

@@ -26,6 +26,10 @@ pub enum StartError {
     /// The TLS material could not be read or used.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The node left its cluster (its data directory says so) and was not started with
+    /// `StartMode::Join`.
+    #[error("{0}")]
+    Left(String),
     /// Joining the cluster failed.
     #[error("joining the cluster failed: {0}")]
     Join(RequestError),

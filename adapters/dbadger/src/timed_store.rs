@@ -67,6 +67,10 @@ impl<S: StateMachineStore> StateMachineStore for TimedStore<S> {
     fn current_snapshot(&self) -> StorageResult<Option<(SnapshotMeta, S::Snapshot)>> {
         self.inner.current_snapshot()
     }
+
+    fn snapshots(&self) -> StorageResult<Vec<(SnapshotMeta, S::Snapshot)>> {
+        self.inner.snapshots()
+    }
 }
 
 /// A timed write transaction.

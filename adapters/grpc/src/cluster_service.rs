@@ -1,12 +1,14 @@
 //! The `dbadger.v1.Cluster` service: membership and status, answered by a [`ClusterHandler`].
 
 use std::fmt;
+use std::io::Read;
 use std::sync::Arc;
 
 use dbadger_core::RequestError;
 use dbadger_core::raft_types::NodeId;
 use dbadger_proto::v1;
 use futures_util::future::BoxFuture;
+use futures_util::stream::{self, BoxStream};
 use tonic::{Request, Response, Status};
 
 use crate::status::to_status;
@@ -22,8 +24,46 @@ pub trait ClusterHandler: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), RequestError>>;
     /// Removes a node.
     fn remove_peer(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>>;
+    /// Makes learner `id` a voter once it has caught up.
+    fn promote_peer(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>>;
+    /// Takes voter `id`'s vote away; it stays as a learner.
+    fn demote_peer(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>>;
+    /// Hands the leadership to voter `to` (`None`: the best placed voter).
+    fn transfer_leader(&self, to: Option<NodeId>) -> BoxFuture<'_, Result<(), RequestError>>;
     /// This node's view of the cluster.
     fn status(&self) -> v1::StatusResponse;
+    /// Takes a snapshot of what this node has applied; returns it once durable.
+    fn snapshot(&self) -> BoxFuture<'_, Result<v1::SnapshotInfo, RequestError>>;
+    /// The snapshots this node keeps, newest first.
+    fn snapshots(&self) -> Result<Vec<v1::SnapshotInfo>, RequestError>;
+    /// Opens snapshot `id` for reading.
+    fn open_snapshot(&self, id: &str) -> Result<(v1::SnapshotInfo, SnapshotBytes), RequestError>;
+}
+
+/// The bytes of a snapshot file, read in order.
+pub type SnapshotBytes = Box<dyn Read + Send>;
+
+/// The size of the pieces a snapshot is streamed in.
+const DOWNLOAD_CHUNK_BYTES: usize = 1 << 20;
+
+/// The next piece of a snapshot being streamed: `None` at its end.
+fn next_piece(reader: &mut SnapshotBytes) -> Option<Result<Vec<u8>, Status>> {
+    let mut piece = vec![0; DOWNLOAD_CHUNK_BYTES];
+    let mut filled = 0;
+    while filled < piece.len() {
+        match reader.read(&mut piece[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                return Some(Err(Status::internal(format!(
+                    "reading the snapshot failed: {error}"
+                ))));
+            }
+        }
+    }
+    piece.truncate(filled);
+    (filled > 0).then_some(Ok(piece))
 }
 
 /// The Cluster service over a handler.
@@ -80,13 +120,102 @@ impl v1::cluster_server::Cluster for ClusterService {
         Ok(Response::new(self.handler.status()))
     }
 
+    async fn promote_peer(
+        &self,
+        request: Request<v1::PromotePeerRequest>,
+    ) -> Result<Response<v1::PromotePeerResponse>, Status> {
+        self.handler
+            .promote_peer(request.into_inner().id)
+            .await
+            .map(|()| Response::new(v1::PromotePeerResponse {}))
+            .map_err(|error| to_status(&error))
+    }
+
+    async fn demote_peer(
+        &self,
+        request: Request<v1::DemotePeerRequest>,
+    ) -> Result<Response<v1::DemotePeerResponse>, Status> {
+        self.handler
+            .demote_peer(request.into_inner().id)
+            .await
+            .map(|()| Response::new(v1::DemotePeerResponse {}))
+            .map_err(|error| to_status(&error))
+    }
+
+    async fn transfer_leadership(
+        &self,
+        request: Request<v1::TransferLeadershipRequest>,
+    ) -> Result<Response<v1::TransferLeadershipResponse>, Status> {
+        let to = request.into_inner().to;
+        self.handler
+            .transfer_leader((to != 0).then_some(to))
+            .await
+            .map(|()| Response::new(v1::TransferLeadershipResponse {}))
+            .map_err(|error| to_status(&error))
+    }
+
     async fn snapshot(
         &self,
         _request: Request<v1::SnapshotRequest>,
     ) -> Result<Response<v1::SnapshotResponse>, Status> {
-        Err(Status::unimplemented(
-            "on-demand snapshots arrive with the snapshot/restore work",
-        ))
+        let snapshot = self
+            .handler
+            .snapshot()
+            .await
+            .map_err(|error| to_status(&error))?;
+        Ok(Response::new(v1::SnapshotResponse {
+            id: snapshot.id.clone(),
+            snapshot: Some(snapshot),
+        }))
+    }
+
+    async fn list_snapshots(
+        &self,
+        _request: Request<v1::ListSnapshotsRequest>,
+    ) -> Result<Response<v1::ListSnapshotsResponse>, Status> {
+        let snapshots = self
+            .handler
+            .snapshots()
+            .map_err(|error| to_status(&error))?;
+        Ok(Response::new(v1::ListSnapshotsResponse { snapshots }))
+    }
+
+    type DownloadSnapshotStream = BoxStream<'static, Result<v1::SnapshotData, Status>>;
+
+    async fn download_snapshot(
+        &self,
+        request: Request<v1::DownloadSnapshotRequest>,
+    ) -> Result<Response<Self::DownloadSnapshotStream>, Status> {
+        let id = request.into_inner().id;
+        if id.is_empty() {
+            return Err(crate::WireError::MissingField("id").into());
+        }
+        let (info, reader) = self
+            .handler
+            .open_snapshot(&id)
+            .map_err(|error| to_status(&error))?;
+        let pieces = stream::unfold(
+            (reader, Some(info)),
+            |(mut reader, mut info)| async move {
+                let piece = match next_piece(&mut reader) {
+                    Some(Ok(data)) => Ok(v1::SnapshotData {
+                        snapshot: info.take(),
+                        data,
+                    }),
+                    Some(Err(status)) => Err(status),
+                    // An empty file still tells the client what it is.
+                    None => match info.take() {
+                        Some(info) => Ok(v1::SnapshotData {
+                            snapshot: Some(info),
+                            data: Vec::new(),
+                        }),
+                        None => return None,
+                    },
+                };
+                Some((piece, (reader, info)))
+            },
+        );
+        Ok(Response::new(Box::pin(pieces)))
     }
 
     async fn restore(

@@ -83,6 +83,10 @@ pub trait ForwardHandler: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<(), RequestError>>;
     /// Removes a node from the cluster.
     fn remove_member(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>>;
+    /// Takes the vote away from voter `id` (it stays as a learner), on the leader.
+    fn demote_member(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>>;
+    /// Hands leadership to voter `to` (`None`: the best placed voter), on the leader.
+    fn transfer_leadership(&self, to: Option<NodeId>) -> BoxFuture<'_, Result<(), RequestError>>;
 }
 
 /// Serves `Raft.Forward` with a [`ForwardHandler`].
@@ -109,6 +113,13 @@ pub(crate) async fn serve_forward(
         Some(v1::forward_request::Request::RemoveMember(id)) => {
             handler.remove_member(id).await.map(|()| Response::Empty)
         }
+        Some(v1::forward_request::Request::DemoteMember(id)) => {
+            handler.demote_member(id).await.map(|()| Response::Empty)
+        }
+        Some(v1::forward_request::Request::TransferLeadership(transfer)) => handler
+            .transfer_leadership((transfer.to != 0).then_some(transfer.to))
+            .await
+            .map(|()| Response::Empty),
         None => return Err(crate::WireError::MissingField("request").into()),
     };
     match response {
@@ -337,6 +348,30 @@ impl Forwarder {
         deadline: Duration,
     ) -> Result<(), ForwardError> {
         let request = v1::forward_request::Request::RemoveMember(id);
+        self.forward(addr, request, deadline).await.map(|_| ())
+    }
+
+    /// Asks the node at `addr` to take the vote away from node `id`.
+    pub async fn demote_member(
+        &self,
+        addr: &str,
+        id: NodeId,
+        deadline: Duration,
+    ) -> Result<(), ForwardError> {
+        let request = v1::forward_request::Request::DemoteMember(id);
+        self.forward(addr, request, deadline).await.map(|_| ())
+    }
+
+    /// Asks the node at `addr` to hand leadership to voter `to` (`None`: the best placed).
+    pub async fn transfer_leadership(
+        &self,
+        addr: &str,
+        to: Option<NodeId>,
+        deadline: Duration,
+    ) -> Result<(), ForwardError> {
+        let request = v1::forward_request::Request::TransferLeadership(v1::TransferLeadership {
+            to: to.unwrap_or(0),
+        });
         self.forward(addr, request, deadline).await.map(|_| ())
     }
 }

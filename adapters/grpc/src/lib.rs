@@ -27,14 +27,14 @@ pub mod status;
 mod tls;
 
 pub use append_pipeline::MAX_APPENDS_IN_FLIGHT;
-pub use cluster_service::{ClusterHandler, ClusterService};
+pub use cluster_service::{ClusterHandler, ClusterService, SnapshotBytes};
 pub use error::WireError;
 pub use forward::{ForwardError, ForwardHandler, Forwarder, MAX_FORWARD_CHANNELS};
 pub use kv_service::{KvHandler, KvService};
 #[cfg(not(madsim))]
 pub use malformed_request::{MalformedRequest, MalformedRequestLayer};
 pub use peer_link::PeerOptions;
-pub use raft_client::{GrpcNetwork, GrpcRaftClient};
+pub use raft_client::{GrpcNetwork, GrpcRaftClient, PeerAddresses};
 pub use raft_service::{DEFAULT_MAX_SNAPSHOT_BYTES, RaftService};
 pub use tls::{PeerTransport, TlsMaterial};
 

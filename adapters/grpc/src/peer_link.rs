@@ -67,8 +67,12 @@ fn jitter(target: NodeId, failures: u32) -> u64 {
     x ^ (x >> 31)
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct LinkState {
+    /// The address the peer is reached at (its membership entry's).
+    addr: String,
+    /// How to connect to it (or why it cannot be).
+    endpoint: Result<Endpoint, String>,
     /// The connection every client of the peer shares; `None` until the next call makes one.
     channel: Option<RaftClient<Channel>>,
     /// Consecutive failed attempts; 0 while the peer answers.
@@ -85,8 +89,6 @@ struct LinkState {
 #[derive(Clone, Debug)]
 pub(crate) struct PeerLink {
     target: NodeId,
-    addr: String,
-    endpoint: Result<Endpoint, String>,
     options: PeerOptions,
     state: Arc<Mutex<LinkState>>,
 }
@@ -100,25 +102,41 @@ impl PeerLink {
     ) -> PeerLink {
         PeerLink {
             target,
-            addr: addr.to_owned(),
-            endpoint,
             options,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(LinkState {
+                addr: addr.to_owned(),
+                endpoint,
+                channel: None,
+                failures: 0,
+                next_attempt: None,
+                down_since: None,
+            })),
         }
     }
 
     /// The peer's address this link connects to.
-    pub(crate) fn addr(&self) -> &str {
-        &self.addr
+    pub(crate) fn addr(&self) -> String {
+        self.state().addr.clone()
+    }
+
+    /// Points the link (and every client sharing it, the running replication stream's too)
+    /// at the peer's new address: the old connection is dropped and the backoff forgotten.
+    pub(crate) fn readdress(&self, addr: &str, endpoint: Result<Endpoint, String>) {
+        let mut state = self.state();
+        state.addr = addr.to_owned();
+        state.endpoint = endpoint;
+        state.channel = None;
+        state.failures = 0;
+        state.next_attempt = None;
     }
 
     /// A client on the peer's current connection, making one (lazily) if there is none.
     pub(crate) fn client(&self) -> Result<RaftClient<Channel>, Failure> {
-        let endpoint = self
-            .endpoint
-            .as_ref()
-            .map_err(|reason| Failure::Unreachable(reason.clone()))?;
         let mut state = self.state();
+        let endpoint = match &state.endpoint {
+            Ok(endpoint) => endpoint.clone(),
+            Err(reason) => return Err(Failure::Unreachable(reason.clone())),
+        };
         Ok(state
             .channel
             .get_or_insert_with(|| RaftClient::new(endpoint.connect_lazy()))

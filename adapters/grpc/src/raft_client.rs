@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use dbadger_core::raft_types::{Node, NodeId, RaftTypes, Vote};
@@ -41,8 +42,8 @@ pub struct GrpcNetwork<D> {
     options: PeerOptions,
     transport: PeerTransport,
     /// One entry per peer id this node ever replicated to or asked for a vote: bounded by
-    /// the membership's history, not by traffic.
-    links: HashMap<NodeId, PeerLink>,
+    /// the membership's history, not by traffic. Shared with [`PeerAddresses`].
+    links: Arc<Mutex<HashMap<NodeId, PeerLink>>>,
     _snapshot: PhantomData<fn() -> D>,
 }
 
@@ -59,10 +60,61 @@ impl<D> GrpcNetwork<D> {
         GrpcNetwork {
             options,
             transport,
-            links: HashMap::new(),
+            links: Arc::default(),
             _snapshot: PhantomData,
         }
     }
+
+    /// A handle that points this factory's peer links at new addresses.
+    pub fn addresses(&self) -> PeerAddresses {
+        PeerAddresses {
+            options: self.options,
+            transport: self.transport.clone(),
+            links: Arc::clone(&self.links),
+        }
+    }
+}
+
+/// Points a node's peer links at the addresses its membership records. openraft keeps a
+/// replication stream (and its client) when a member's address changes in the membership, so
+/// the node tells the links itself, and the running streams follow.
+#[derive(Clone)]
+pub struct PeerAddresses {
+    options: PeerOptions,
+    transport: PeerTransport,
+    links: Arc<Mutex<HashMap<NodeId, PeerLink>>>,
+}
+
+impl fmt::Debug for PeerAddresses {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PeerAddresses")
+    }
+}
+
+impl PeerAddresses {
+    /// Records that peer `target` is reached at `addr`: a link to another address is
+    /// pointed at this one.
+    pub fn update(&self, target: NodeId, addr: &str) {
+        let links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(link) = links.get(&target)
+            && link.addr() != addr
+        {
+            tracing::info!(target: "dbadger::peer", peer = target, addr, "peer moved");
+            link.readdress(addr, endpoint(&self.transport, self.options, target, addr));
+        }
+    }
+}
+
+fn endpoint(
+    transport: &PeerTransport,
+    options: PeerOptions,
+    target: NodeId,
+    addr: &str,
+) -> Result<tonic::transport::Endpoint, String> {
+    transport
+        .endpoint(addr)
+        .map(|endpoint| endpoint.connect_timeout(options.connect_timeout))
+        .map_err(|error| format!("node {target}: {error}"))
 }
 
 impl<D> fmt::Debug for GrpcNetwork<D> {
@@ -82,20 +134,24 @@ where
 
     async fn new_client(&mut self, target: NodeId, node: &Node) -> GrpcRaftClient<D> {
         let options = self.options;
-        let transport = &self.transport;
-        let link = match self.links.get(&target) {
-            Some(link) if link.addr() == node.addr => link.clone(),
-            _ => {
-                // A new peer, or one whose address changed: a fresh link to the new address.
-                let endpoint = transport
-                    .endpoint(&node.addr)
-                    .map(|endpoint| endpoint.connect_timeout(options.connect_timeout))
-                    .map_err(|error| format!("node {target}: {error}"));
+        let mut links = self.links.lock().unwrap_or_else(PoisonError::into_inner);
+        let link = match links.get(&target) {
+            Some(link) => {
+                if link.addr() != node.addr {
+                    // Its address changed: the link, shared by any older client, follows.
+                    let endpoint = endpoint(&self.transport, options, target, &node.addr);
+                    link.readdress(&node.addr, endpoint);
+                }
+                link.clone()
+            }
+            None => {
+                let endpoint = endpoint(&self.transport, options, target, &node.addr);
                 let link = PeerLink::new(target, &node.addr, endpoint, options);
-                self.links.insert(target, link.clone());
+                links.insert(target, link.clone());
                 link
             }
         };
+        drop(links);
         GrpcRaftClient {
             min_rpc_timeout: options.min_rpc_timeout,
             link,

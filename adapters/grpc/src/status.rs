@@ -24,6 +24,8 @@ pub fn codes(error: &RequestError) -> (Code, ErrorCode) {
         RequestError::InvalidArgument(invalid) => invalid_argument_codes(invalid),
         RequestError::NotFound => (Code::NotFound, ErrorCode::KeyNotFound),
         RequestError::UnknownMember { .. } => (Code::NotFound, ErrorCode::UnknownMember),
+        RequestError::Refused { .. } => (Code::FailedPrecondition, ErrorCode::Refused),
+        RequestError::UnknownSnapshot { .. } => (Code::NotFound, ErrorCode::SnapshotNotFound),
         RequestError::Unavailable { .. } => (Code::Unavailable, ErrorCode::NoLeader),
         RequestError::Timeout { .. } => (Code::DeadlineExceeded, ErrorCode::Timeout),
         RequestError::StorageFull { .. } => (Code::ResourceExhausted, ErrorCode::StorageFull),
@@ -148,8 +150,22 @@ fn from_detail(status: &Status, detail: ErrorDetail) -> RequestError {
             deadline_ms: 0,
             outcome,
         },
-        ErrorCode::UnknownMember => RequestError::UnknownMember { id: 0 },
+        ErrorCode::UnknownMember => RequestError::UnknownMember {
+            id: reason
+                .strip_prefix("node ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|id| id.parse().ok())
+                .unwrap_or(0),
+        },
         ErrorCode::NodeFailed => RequestError::Fatal { reason },
+        ErrorCode::Refused => RequestError::Refused { reason },
+        ErrorCode::SnapshotNotFound => RequestError::UnknownSnapshot {
+            id: reason
+                .strip_prefix("no snapshot ")
+                .and_then(|rest| rest.strip_suffix(" on this node"))
+                .unwrap_or(&reason)
+                .to_owned(),
+        },
         ErrorCode::ResponseTooLarge => RequestError::ResponseTooLarge { bytes: 0, max: 0 },
         ErrorCode::NoLeader => RequestError::Unavailable {
             reason,
@@ -232,10 +248,17 @@ mod tests {
                 outcome: Outcome::Unknown,
             },
             RequestError::UnknownMember { id: 0 },
+            RequestError::UnknownMember { id: 42 },
             RequestError::ResponseTooLarge { bytes: 0, max: 0 },
             RequestError::InvalidArgument(InvalidArgument::EmptyKey),
             RequestError::Fatal {
                 reason: "the log append failed".into(),
+            },
+            RequestError::Refused {
+                reason: "node 3 is the last voter".into(),
+            },
+            RequestError::UnknownSnapshot {
+                id: "snapshot-2-1-40".into(),
             },
         ] {
             let status = to_status(&error);

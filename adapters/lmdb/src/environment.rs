@@ -238,6 +238,11 @@ fn lmdb_error(error: heed::Error, options: &LmdbOptions) -> StorageError {
             max_bytes: options.max_size_bytes,
         },
         heed::Error::Io(io) => StorageError::Io(io),
+        // A node on this directory in the same process has not finished closing (or runs).
+        heed::Error::EnvAlreadyOpened => StorageError::Io(std::io::Error::new(
+            std::io::ErrorKind::ResourceBusy,
+            "the data directory is open in this process already",
+        )),
         other => StorageError::Io(std::io::Error::other(other.to_string())),
     }
 }

@@ -136,6 +136,18 @@ impl LmdbStore {
         (self.log, self.state_machine)
     }
 
+    /// Deletes the store in `data_dir` (its `lmdb/` and `snapshots/` directories; nothing else
+    /// in `data_dir`), which must not be open. A store that does not exist is not an error.
+    pub fn destroy(data_dir: &Path) -> std::io::Result<()> {
+        for part in ["lmdb", "snapshots"] {
+            match std::fs::remove_dir_all(data_dir.join(part)) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// This data directory's node id, drawn once by `generate` on first use and stored
     /// durably, so that a wiped directory never reuses an id.
     pub fn node_id(&self, generate: impl FnOnce() -> u64) -> StorageResult<u64> {

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dbadger_core::StorageError;
 use dbadger_core::codec::{decode_snapshot_meta, encode_snapshot_meta};
 use dbadger_core::raft_types::SnapshotMeta;
+use dbadger_core::snapshot_format::{SnapshotReader, snapshot_id};
 use dbadger_core::storage::{SnapshotData, SnapshotSink, StorageResult};
 
 use crate::damaged;
@@ -22,17 +23,6 @@ const PARTIAL_SUFFIX: &str = ".part";
 /// Distinguishes concurrent partial files of one process.
 static PARTIAL_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// The file name stem of a snapshot: `snapshot-<term>-<node>-<index>`, ordered by index when
-/// parsed (see [`snapshot_index`]).
-pub(crate) fn snapshot_id(meta: &SnapshotMeta) -> String {
-    match &meta.last_log_id {
-        Some(id) => format!(
-            "snapshot-{}-{}-{}",
-            id.leader_id.term, id.leader_id.node_id, id.index
-        ),
-        None => "snapshot-empty".to_owned(),
-    }
-}
 
 fn snapshot_index(file_name: &str) -> Option<u64> {
     let stem = file_name.strip_suffix(SNAPSHOT_SUFFIX)?;
@@ -199,6 +189,31 @@ pub(crate) fn load_current(shared: &Shared) -> StorageResult<Option<(SnapshotMet
         .map_err(|e| damaged("current snapshot file", format!("{}: {e}", path.display())))?
         .len();
     Ok(Some((meta, LmdbSnapshot { path, size_bytes })))
+}
+
+/// Every snapshot file in the directory, newest (highest log index) first, with the metadata
+/// its header records. A file whose header cannot be read is skipped: it is not a snapshot
+/// this store wrote whole.
+pub(crate) fn list(dir: &Path) -> StorageResult<Vec<(SnapshotMeta, LmdbSnapshot)>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(index) = name.to_str().and_then(snapshot_index) else {
+            continue;
+        };
+        let path = entry.path();
+        let Ok((_, meta)) = SnapshotReader::open(BufReader::new(File::open(&path)?)) else {
+            continue;
+        };
+        let size_bytes = entry.metadata()?.len();
+        found.push((index, meta, LmdbSnapshot { path, size_bytes }));
+    }
+    found.sort_by_key(|(index, _, _)| std::cmp::Reverse(*index));
+    Ok(found
+        .into_iter()
+        .map(|(_, meta, snapshot)| (meta, snapshot))
+        .collect())
 }
 
 /// Keeps the current file and the newest `retain - 1` others (by log index); deletes the rest.

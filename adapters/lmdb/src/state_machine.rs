@@ -81,6 +81,10 @@ impl StateMachineStore for LmdbStateMachine {
         crate::snapshot_files::load_current(&self.shared)
     }
 
+    fn snapshots(&self) -> StorageResult<Vec<(SnapshotMeta, LmdbSnapshot)>> {
+        crate::snapshot_files::list(&self.shared.snapshot_dir)
+    }
+
     /// The pages in use by every database (the log's too: they share the map), without the
     /// free pages LMDB reuses; `None` if the statistics cannot be read.
     fn space(&self) -> Option<SpaceUsage> {

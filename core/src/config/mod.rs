@@ -12,7 +12,7 @@
 //! | `leader_lease_timeout` | the lease a leader could serve reads under without a quorum round | validated only: dbadger serves linearizable reads with ReadIndex, never a lease (a lease is only as safe as the clock-drift bound) |
 //! | `snapshot_threshold` | take a snapshot once this many entries were applied since the last | `SnapshotPolicy::LogsSinceLast` |
 //! | `trailing_logs` | entries kept after a snapshot, so slow followers catch up from the log | `max_in_snapshot_log_to_keep` |
-//! | `snapshot_interval` | check this often whether a snapshot is due (the node driver's timer) | - |
+//! | `snapshot_interval` | the node driver's timer: this often (lengthened by up to a quarter, by node id, so that nodes do not snapshot together) a node takes a snapshot if it applied anything since its last one, so that a restart replays at most this much of the log | - |
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -100,7 +100,9 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Bootstrap, join, recover or resume.
     pub start: StartMode,
-    /// Remove this node from the cluster when it is stopped gracefully.
+    /// Remove this node from the cluster when it is stopped gracefully (`Db::close`; a leader
+    /// hands its leadership over first). A node that left rejoins only as a new node (with
+    /// `StartMode::Join`). Default true; turn it off for restarts that keep the membership.
     pub leave_on_stop: bool,
     /// See the module table. Default 1 s (hashicorp/raft's default).
     pub heartbeat_timeout: Duration,
@@ -182,9 +184,14 @@ const MIN_TIMER: Duration = Duration::from_millis(5);
 const MIN_STORAGE_BYTES: u64 = 1 << 20;
 
 impl Config {
-    /// The address peers and clients should use.
-    pub fn advertised_address(&self) -> &str {
-        self.advertise.as_deref().unwrap_or(&self.bind)
+    /// The address a node advertises (records in the membership, and gives peers and
+    /// clients) once its listener is bound to `bound`: `advertise` if set, otherwise the bound
+    /// address (so that `bind` with port 0 advertises the port the system chose). `validate`
+    /// refuses an unspecified `bind` address without `advertise`.
+    pub fn advertised_address(&self, bound: std::net::SocketAddr) -> String {
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| bound.to_string())
     }
 
     /// Checks every rule; the first broken one is reported.
@@ -195,6 +202,16 @@ impl Config {
         check_address("bind", &self.bind)?;
         if let Some(advertise) = &self.advertise {
             check_address("advertise", advertise)?;
+        } else if self
+            .bind
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|addr| addr.ip().is_unspecified())
+        {
+            // Other nodes would be told to reach this one at 0.0.0.0.
+            return Err(ConfigError::Requires {
+                option: "bind on every interface (0.0.0.0 or [::])",
+                required: "advertise (the address other nodes and clients reach this node at)",
+            });
         }
         Ok(())
     }
@@ -217,7 +234,12 @@ impl Config {
                 first: "recover",
                 second: "in_memory",
             }),
-            StartMode::Resume | StartMode::Bootstrap | StartMode::Recover => Ok(()),
+            StartMode::Recover => Err(ConfigError::OutOfRange {
+                option: "start",
+                value: "recover".to_owned(),
+                rule: "recovering a survivor is not available in this version",
+            }),
+            StartMode::Resume | StartMode::Bootstrap => Ok(()),
         }
     }
 

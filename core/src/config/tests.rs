@@ -232,6 +232,40 @@ fn recover_needs_a_disk() {
     );
 }
 
+/// Recovery is refused until it is available, rather than starting as a plain resume.
+#[test]
+fn recover_is_refused_until_available() {
+    let config = Config {
+        start: StartMode::Recover,
+        ..Config::default()
+    };
+    assert!(matches!(
+        config.validate(),
+        Err(ConfigError::OutOfRange {
+            option: "start",
+            ..
+        })
+    ));
+}
+
+/// A node bound on every interface must say where it is reached: other nodes cannot be told
+/// to dial 0.0.0.0.
+#[test]
+fn binding_every_interface_needs_an_advertised_address() {
+    for bind in ["0.0.0.0:7400", "[::]:7400"] {
+        let mut config = Config {
+            bind: bind.to_owned(),
+            ..Config::default()
+        };
+        assert!(
+            matches!(config.validate(), Err(ConfigError::Requires { .. })),
+            "{bind}"
+        );
+        config.advertise = Some("10.0.0.5:7400".to_owned());
+        assert_eq!(config.validate(), Ok(()), "{bind}");
+    }
+}
+
 /// Addresses must be host:port; bracketed IPv6 hosts are accepted.
 #[test]
 fn addresses_must_be_host_and_port() {

@@ -204,6 +204,12 @@ pub trait StateMachineStore: Send + Sync + 'static {
     /// The current snapshot and its metadata.
     fn current_snapshot(&self) -> StorageResult<Option<(SnapshotMeta, Self::Snapshot)>>;
 
+    /// Every snapshot the store keeps (the current one and those its retention policy keeps),
+    /// newest first. The default keeps only the current one.
+    fn snapshots(&self) -> StorageResult<Vec<(SnapshotMeta, Self::Snapshot)>> {
+        Ok(self.current_snapshot()?.into_iter().collect())
+    }
+
     /// How much of a bounded store is in use, for admission control: `None` for a store with
     /// no size bound (the in-memory stores).
     fn space(&self) -> Option<SpaceUsage> {

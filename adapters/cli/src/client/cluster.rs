@@ -45,10 +45,20 @@ enum MembersAction {
         /// The member's id.
         id: u64,
     },
-    /// Make a learner a voter.
+    /// Make a learner a voter, once it has caught up.
     Promote {
         /// The learner's id.
         id: u64,
+    },
+    /// Take a voter's vote away; it stays as a learner.
+    Demote {
+        /// The voter's id.
+        id: u64,
+    },
+    /// Hand the leadership to another voter.
+    MoveLeader {
+        /// The voter to lead (default: the one whose log reaches furthest).
+        id: Option<u64>,
     },
 }
 
@@ -64,7 +74,9 @@ pub(crate) struct SnapshotArgs {
 
 #[derive(Debug, Subcommand)]
 enum SnapshotAction {
-    /// Take a snapshot and write it to FILE.
+    /// List the snapshots the first endpoint keeps, newest first.
+    List,
+    /// Take a snapshot on the first endpoint that answers and write it to FILE (verified).
     Save {
         /// Where to write the snapshot.
         file: std::path::PathBuf,
@@ -203,17 +215,41 @@ pub(crate) async fn members(
             Ok(Exit::Success)
         }
         MembersAction::Promote { id } => {
-            let status = cluster_status(&endpoints).await?;
-            let member = status
-                .members
-                .iter()
-                .find(|member| member.id == id)
-                .ok_or_else(|| Failure {
-                    exit: Exit::NotFound,
-                    message: format!("node {id} is not a member of the cluster"),
-                })?;
-            add_peer(&endpoints, id, &member.addr, false).await?;
+            endpoints
+                .call(Effect::Write, |channel, within| async move {
+                    ClusterClient::new(channel)
+                        .promote_peer(request(v1::PromotePeerRequest { id }, within))
+                        .await
+                })
+                .await?;
             output.print(&["OK".to_owned()], json!({ "id": id, "voter": true }));
+            Ok(Exit::Success)
+        }
+        MembersAction::Demote { id } => {
+            endpoints
+                .call(Effect::Write, |channel, within| async move {
+                    ClusterClient::new(channel)
+                        .demote_peer(request(v1::DemotePeerRequest { id }, within))
+                        .await
+                })
+                .await?;
+            output.print(&["OK".to_owned()], json!({ "id": id, "voter": false }));
+            Ok(Exit::Success)
+        }
+        MembersAction::MoveLeader { id } => {
+            let to = id.unwrap_or(0);
+            endpoints
+                .call(Effect::Write, |channel, within| async move {
+                    ClusterClient::new(channel)
+                        .transfer_leadership(request(v1::TransferLeadershipRequest { to }, within))
+                        .await
+                })
+                .await?;
+            let status = cluster_status(&endpoints).await?;
+            output.print(
+                &[format!("OK: node {} leads", status.leader_id)],
+                json!({ "leader_id": status.leader_id }),
+            );
             Ok(Exit::Success)
         }
     }
@@ -242,39 +278,114 @@ async fn add_peer(
         .map(|_| ())
 }
 
-/// Runs `snapshot`. The nodes answer `UNIMPLEMENTED` until on-demand snapshots and restore
-/// land (the lifecycle work); the command says so instead of pretending.
-pub(crate) async fn snapshot(args: SnapshotArgs, endpoints: Endpoints) -> Result<Exit, Failure> {
-    let answer = match args.action {
-        SnapshotAction::Save { .. } => endpoints
-            .call(Effect::Read, |channel, within| async move {
-                ClusterClient::new(channel)
-                    .snapshot(request(v1::SnapshotRequest {}, within))
-                    .await
-            })
-            .await
-            .map(|_| ()),
-        SnapshotAction::Restore { .. } => endpoints
-            .call(Effect::Write, |channel, within| async move {
-                ClusterClient::new(channel)
-                    .restore(request(v1::RestoreRequest::default(), within))
-                    .await
-            })
-            .await
-            .map(|_| ()),
+fn snapshot_line(snapshot: &v1::SnapshotInfo) -> String {
+    format!(
+        "{}  index {}  term {}  {} bytes",
+        snapshot.id, snapshot.index, snapshot.term, snapshot.size_bytes
+    )
+}
+
+fn snapshot_object(snapshot: &v1::SnapshotInfo) -> serde_json::Value {
+    json!({
+        "id": snapshot.id,
+        "index": snapshot.index,
+        "term": snapshot.term,
+        "size_bytes": snapshot.size_bytes,
+    })
+}
+
+/// Takes a snapshot on the node behind `channel` and streams it into `partial`.
+async fn save_from(
+    channel: tonic::transport::Channel,
+    within: std::time::Duration,
+    partial: &std::path::Path,
+) -> Result<v1::SnapshotInfo, tonic::Status> {
+    use std::io::Write;
+    let local = |error: std::io::Error| {
+        tonic::Status::aborted(format!("cannot write {}: {error}", partial.display()))
     };
-    match answer {
-        Ok(()) => Err(Failure::other(
-            "this client does not know how to transfer snapshots yet",
+    let mut client = ClusterClient::new(channel);
+    let taken = client
+        .snapshot(request(v1::SnapshotRequest {}, within))
+        .await?
+        .into_inner();
+    let mut pieces = client
+        .download_snapshot(request(v1::DownloadSnapshotRequest { id: taken.id }, within))
+        .await?
+        .into_inner();
+    let mut file = std::fs::File::create(partial).map_err(local)?;
+    let mut info = taken.snapshot;
+    while let Some(piece) = pieces.message().await? {
+        if let Some(described) = piece.snapshot {
+            info = Some(described);
+        }
+        file.write_all(&piece.data).map_err(local)?;
+    }
+    file.sync_all().map_err(local)?;
+    info.ok_or_else(|| tonic::Status::internal("the node did not describe the snapshot"))
+}
+
+/// `snapshot save FILE`: take, stream, verify, then rename into place.
+async fn save(endpoints: &Endpoints, file: &std::path::Path) -> Result<v1::SnapshotInfo, Failure> {
+    let mut partial_name = file.file_name().unwrap_or_default().to_os_string();
+    partial_name.push(".part");
+    let partial = file.with_file_name(partial_name);
+    let saved = endpoints
+        .call(Effect::Read, |channel, within| {
+            let partial = partial.clone();
+            async move { save_from(channel, within, &partial).await }
+        })
+        .await;
+    let checked = saved.and_then(|info| {
+        let opened = std::fs::File::open(&partial)
+            .map_err(|error| Failure::other(format!("cannot read back {}: {error}", partial.display())))?;
+        dbadger_core::snapshot_format::verify(std::io::BufReader::new(opened)).map_err(|error| {
+            Failure::other(format!("the snapshot received is damaged: {error}"))
+        })?;
+        std::fs::rename(&partial, file).map_err(|error| {
+            Failure::other(format!("cannot move the snapshot to {}: {error}", file.display()))
+        })?;
+        Ok(info)
+    });
+    if checked.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    checked
+}
+
+/// Runs `snapshot`: `list` and `save` work; `restore` is not available yet and says so.
+pub(crate) async fn snapshot(
+    args: SnapshotArgs,
+    endpoints: Endpoints,
+    output: Output,
+) -> Result<Exit, Failure> {
+    match args.action {
+        SnapshotAction::List => {
+            let first = endpoints.only(&endpoints.addrs()[0]);
+            let listed = first
+                .call(Effect::Read, |channel, within| async move {
+                    ClusterClient::new(channel)
+                        .list_snapshots(request(v1::ListSnapshotsRequest {}, within))
+                        .await
+                })
+                .await?
+                .into_inner();
+            for snapshot in &listed.snapshots {
+                output.print(&[snapshot_line(snapshot)], snapshot_object(snapshot));
+            }
+            Ok(Exit::Success)
+        }
+        SnapshotAction::Save { file } => {
+            let info = save(&endpoints, &file).await?;
+            output.print(
+                &[format!("saved {} to {}", snapshot_line(&info), file.display())],
+                snapshot_object(&info),
+            );
+            Ok(Exit::Success)
+        }
+        SnapshotAction::Restore { .. } => Err(Failure::other(
+            "restoring a snapshot onto a cluster is not available in this version",
         )),
-        Err(failure) => Err(Failure {
-            exit: failure.exit,
-            message: format!(
-                "snapshot save and restore are not available yet (they arrive with the \
-                 cluster lifecycle work); the node answered: {}",
-                failure.message
-            ),
-        }),
     }
 }
 

@@ -42,7 +42,9 @@ impl Exit {
     /// reads the node's answer: a transport failure is `Unavailable`).
     pub(crate) fn of_error(error: &RequestError) -> Exit {
         match error {
-            RequestError::NotFound | RequestError::UnknownMember { .. } => Exit::NotFound,
+            RequestError::NotFound
+            | RequestError::UnknownMember { .. }
+            | RequestError::UnknownSnapshot { .. } => Exit::NotFound,
             RequestError::InvalidArgument(_) => Exit::Usage,
             RequestError::Unavailable { .. }
             | RequestError::Timeout { .. }

@@ -74,6 +74,22 @@ impl ForwardHandler for NotForwarding {
         })
     }
 
+    fn demote_member(&self, _: u64) -> BoxFuture<'_, Result<(), RequestError>> {
+        Box::pin(async {
+            Err(RequestError::ShuttingDown {
+                outcome: dbadger_core::Outcome::NotApplied,
+            })
+        })
+    }
+
+    fn transfer_leadership(&self, _: Option<u64>) -> BoxFuture<'_, Result<(), RequestError>> {
+        Box::pin(async {
+            Err(RequestError::ShuttingDown {
+                outcome: dbadger_core::Outcome::NotApplied,
+            })
+        })
+    }
+
     fn remove_member(&self, _: u64) -> BoxFuture<'_, Result<(), RequestError>> {
         Box::pin(async {
             Err(RequestError::ShuttingDown {

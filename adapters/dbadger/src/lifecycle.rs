@@ -1,0 +1,189 @@
+//! Leaving the cluster on a graceful stop, and the mark a node that left leaves in its data
+//! directory so that it is never started again under its old identity.
+//!
+//! A node that left is out of the membership, but its log still holds the memberships it was
+//! part of: started again on the same data, it would believe it is a member and disturb the
+//! cluster with elections. So leaving writes `LEFT` into the data directory. Started with
+//! `--join`, such a node discards its old data and joins as a new member with a new id (openraft
+//! must never see a node id again once it was removed); started any other way, it refuses to
+//! start and says so.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use dbadger_core::raft_types::NodeId;
+use dbadger_core::storage::StateMachineStore;
+use dbadger_core::{Outcome, RequestError};
+use tokio::time::Instant;
+
+use crate::membership_plan::MembershipChange;
+use crate::node::Node;
+
+/// The name of the mark a node that left its cluster writes into its data directory.
+pub const LEFT_MARK: &str = "LEFT";
+
+/// What leaving takes, from this node's view of the membership.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Leave {
+    /// Not a member (never joined, or already removed): nothing to do.
+    NotMember,
+    /// The only member: a cluster of one cannot leave itself.
+    Alone,
+    /// Ask the leader to remove this node.
+    Remove,
+}
+
+/// What leaving takes for node `me`, given the members (id, voter) it knows of.
+pub(crate) fn leave_plan(me: NodeId, members: &[(NodeId, bool)]) -> Leave {
+    if !members.iter().any(|(id, _)| *id == me) {
+        return Leave::NotMember;
+    }
+    if members.len() == 1 {
+        return Leave::Alone;
+    }
+    Leave::Remove
+}
+
+impl<S: StateMachineStore> Node<S> {
+    /// Removes this node from the cluster (a leader hands its leadership to another voter
+    /// first). Returns whether it left: `false` when it was not a member or is the only one.
+    pub(crate) async fn leave(&self, deadline: Instant) -> Result<bool, RequestError> {
+        let members: Vec<(NodeId, bool)> = crate::node::Engine::status(self)
+            .members
+            .iter()
+            .map(|(id, _, voter)| (*id, *voter))
+            .collect();
+        match leave_plan(self.id, &members) {
+            Leave::NotMember | Leave::Alone => Ok(false),
+            Leave::Remove => self
+                .change_membership_routed(MembershipChange::Remove(self.id), deadline, true)
+                .await
+                .map(|()| true),
+        }
+    }
+}
+
+impl<S: StateMachineStore> Node<S> {
+    /// After a restart with another advertised address, asks the cluster (through any other
+    /// member: they pass it to the leader) to record the new one, retrying until it is
+    /// recorded or the node stops. A node that is not a member, or whose address is unchanged,
+    /// has nothing to announce.
+    pub(crate) async fn announce_address(&self) {
+        let mut announced = false;
+        loop {
+            let status = crate::node::Engine::status(self);
+            if status.failure.is_some() || status.state == "shutdown" {
+                return;
+            }
+            let Some((_, recorded, voter)) =
+                status.members.iter().find(|(id, _, _)| *id == self.id)
+            else {
+                return;
+            };
+            if *recorded == self.addr {
+                if announced {
+                    tracing::info!(addr = %self.addr, "the cluster recorded this node's new address");
+                }
+                return;
+            }
+            for (_, member_addr, _) in status.members.iter().filter(|(id, _, _)| *id != self.id) {
+                let recorded = self
+                    .forwarder
+                    .add_member(member_addr, self.id, &self.addr, !voter, self.request_timeout)
+                    .await;
+                if recorded.is_ok() {
+                    announced = true;
+                    break;
+                }
+            }
+            // Wait for the change to reach this node's own log (or for the next attempt).
+            let _ = self
+                .raft
+                .wait(Some(self.patience))
+                .metrics(
+                    |metrics| {
+                        metrics
+                            .membership_config
+                            .membership()
+                            .get_node(&self.id)
+                            .is_none_or(|node| node.addr == self.addr)
+                    },
+                    "the new address is recorded",
+                )
+                .await;
+        }
+    }
+}
+
+fn mark_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(LEFT_MARK)
+}
+
+/// Records, durably, that node `id` left its cluster.
+pub(crate) fn mark_left(data_dir: &Path, id: NodeId) -> io::Result<()> {
+    let path = mark_path(data_dir);
+    let mut file = File::create(&path)?;
+    writeln!(file, "node {id} left its cluster; start with --join to join again as a new node")?;
+    file.sync_all()?;
+    File::open(data_dir)?.sync_all()
+}
+
+/// Whether the data directory holds the mark of a node that left.
+pub(crate) fn has_left(data_dir: &Path) -> bool {
+    mark_path(data_dir).exists()
+}
+
+/// Discards the data of a node that left, so that it can join again as a new node: the store's
+/// files first, the mark last (a crash in between leaves the mark, and the next start discards
+/// again).
+pub(crate) fn discard_left_node(data_dir: &Path) -> io::Result<()> {
+    dbadger_lmdb::LmdbStore::destroy(data_dir)?;
+    fs::remove_file(mark_path(data_dir))?;
+    File::open(data_dir)?.sync_all()
+}
+
+/// The refusal of a node that left and was started without `--join`.
+pub(crate) fn left_error(data_dir: &Path) -> String {
+    format!(
+        "the node in {} left its cluster; start it with --join to join again as a new node",
+        data_dir.display()
+    )
+}
+
+/// A leave that failed, for the log line of a stop that goes on without it.
+pub(crate) fn leave_failed(error: &RequestError) -> String {
+    match error.outcome() {
+        Outcome::NotApplied => format!("could not leave the cluster: {error}"),
+        Outcome::Unknown => format!("may not have left the cluster: {error}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaving_needs_membership_and_company() {
+        assert_eq!(leave_plan(1, &[]), Leave::NotMember);
+        assert_eq!(leave_plan(1, &[(2, true), (3, true)]), Leave::NotMember);
+        assert_eq!(leave_plan(1, &[(1, true)]), Leave::Alone);
+        assert_eq!(leave_plan(1, &[(1, true), (2, true)]), Leave::Remove);
+        assert_eq!(leave_plan(2, &[(1, true), (2, false)]), Leave::Remove);
+    }
+
+    #[test]
+    fn the_mark_is_written_found_and_discarded() {
+        let dir = std::env::temp_dir().join(format!("dbadger-left-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        assert!(!has_left(&dir));
+        mark_left(&dir, 7).unwrap();
+        assert!(has_left(&dir));
+        fs::create_dir_all(dir.join("lmdb")).unwrap();
+        fs::write(dir.join("lmdb").join("data.mdb"), b"old").unwrap();
+        discard_left_node(&dir).unwrap();
+        assert!(!has_left(&dir));
+        assert!(!dir.join("lmdb").exists());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
