@@ -39,7 +39,18 @@ fn descriptor_set_lists_every_service_and_method() {
     );
     assert_eq!(
         methods("Cluster"),
-        ["AddPeer", "RemovePeer", "Status", "Snapshot", "Restore"]
+        [
+            "AddPeer",
+            "RemovePeer",
+            "Status",
+            "PromotePeer",
+            "DemotePeer",
+            "TransferLeadership",
+            "Snapshot",
+            "ListSnapshots",
+            "DownloadSnapshot",
+            "Restore"
+        ]
     );
     assert_eq!(
         methods("Raft"),

@@ -2,7 +2,7 @@
 //! loss answered with a retryable error within the deadline, and a restarted follower catching
 //! up through the log and, after compaction, through a snapshot.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dbadger::ReadPreference;
 use dbadger_tests::{REQUEST_TIMEOUT, restart, set_through_failover, start_cluster};
@@ -135,9 +135,15 @@ async fn restarted_follower_catches_up() {
         .iter()
         .find(|node| node.db.is_leader())
         .expect("a leader");
+    // The purge follows the snapshot build, off the write path: wait for it (bounded).
+    let purge_deadline = Instant::now() + Duration::from_secs(10);
+    while leader.db.stats().purged_index <= behind && Instant::now() < purge_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         leader.db.stats().purged_index > behind,
-        "the leader purged what the follower lacks: {:?} behind {behind}", leader.db.stats()
+        "the leader purged what the follower lacks: {:?} behind {behind}",
+        leader.db.stats()
     );
     let back = dbadger_tests::TestNode {
         db: start_resumed(&dir, &addr).await,

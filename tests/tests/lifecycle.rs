@@ -70,7 +70,10 @@ async fn a_follower_leaves_on_close_and_rejoins_as_a_new_node() {
             );
         }
         let writer = &nodes[leader_of(&nodes)].db;
-        writer.set(b"k", b"after").await.expect("two voters still commit");
+        writer
+            .set(b"k", b"after")
+            .await
+            .expect("two voters still commit");
 
         let resumed = Db::start(Config {
             bind: addr.clone(),
@@ -193,14 +196,25 @@ async fn learners_promotion_demotion_and_transfer() {
             .await
             .expect("add a learner through a follower");
         assert!(
-            learner.db.nodes().iter().any(|(id, _, voter)| *id == learner.db.id() && !voter)
-                || admin.nodes().iter().any(|(id, _, voter)| *id == learner.db.id() && !voter),
+            learner
+                .db
+                .nodes()
+                .iter()
+                .any(|(id, _, voter)| *id == learner.db.id() && !voter)
+                || admin
+                    .nodes()
+                    .iter()
+                    .any(|(id, _, voter)| *id == learner.db.id() && !voter),
             "a learner, not a voter"
         );
         assert_eq!(voters(admin).len(), 3);
         let revision = admin.set(b"k", b"v").await.expect("write");
         learner.db.wait_applied(revision).await.expect("replicated");
-        let local = learner.db.get(b"k", ReadPreference::Local).await.expect("local");
+        let local = learner
+            .db
+            .get(b"k", ReadPreference::Local)
+            .await
+            .expect("local");
         assert_eq!(local.value, b"v");
         let forwarded = learner
             .db
@@ -238,7 +252,9 @@ async fn learners_promotion_demotion_and_transfer() {
             .await
             .expect("the leader demotes itself");
         eventually("another voter leads", || {
-            nodes.iter().any(|node| node.db.is_leader() && node.db.id() != leader_id)
+            nodes
+                .iter()
+                .any(|node| node.db.is_leader() && node.db.id() != leader_id)
         })
         .await;
         let other = nodes
@@ -285,7 +301,9 @@ async fn snapshots_on_demand_listed_and_exported() {
         assert_eq!(meta.last_log_id.map(|id| id.index), Some(snapshot.index));
 
         assert_eq!(
-            node.db.export_snapshot("snapshot-9-9-9", &export).map(|_| ()),
+            node.db
+                .export_snapshot("snapshot-9-9-9", &export)
+                .map(|_| ()),
             Err(Error::UnknownSnapshot {
                 id: "snapshot-9-9-9".to_owned()
             })

@@ -144,9 +144,38 @@ fn the_client_commands_drive_a_three_node_cluster() {
         "2s",
     ]);
     assert_eq!(dead.status.code(), Some(5), "unavailable: {dead:?}");
-    let snapshot = run(&["snapshot", "save", "file", "--endpoints", &other.addr]);
-    assert_eq!(snapshot.status.code(), Some(1), "other: {snapshot:?}");
-    assert!(String::from_utf8_lossy(&snapshot.stderr).contains("not available yet"));
+    // A snapshot saved through the client is a whole, verified file the node also lists.
+    let backup = root.path().join("backup.snap");
+    let backup_arg = backup.to_str().expect("utf-8 path");
+    let saved = run(&["snapshot", "save", backup_arg, "--endpoints", &other.addr]);
+    assert_eq!(saved.status.code(), Some(0), "{saved:?}");
+    let (_, pairs) = dbadger::snapshot_format::verify(std::io::BufReader::new(
+        std::fs::File::open(&backup).expect("the saved file"),
+    ))
+    .expect("a valid snapshot");
+    assert!(pairs >= 1, "the snapshot holds the data");
+    let listed = run(&["snapshot", "list", "--endpoints", &other.addr]);
+    let id = String::from_utf8_lossy(&saved.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("the saved id")
+        .to_owned();
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(&id),
+        "{listed:?}"
+    );
+    let restore = run(&[
+        "snapshot",
+        "restore",
+        backup_arg,
+        "--endpoints",
+        &other.addr,
+    ]);
+    assert_eq!(restore.status.code(), Some(1), "{restore:?}");
+    assert!(String::from_utf8_lossy(&restore.stderr).contains("not available"));
+    // Leadership moves on request, to the voter whose log reaches furthest.
+    let moved = run(&["members", "move-leader", "--endpoints", &other.addr]);
+    assert_eq!(moved.status.code(), Some(0), "{moved:?}");
 
     // Failover: the first endpoint is dead, the second answers.
     let endpoints = format!("127.0.0.1:1,{}", other.addr);

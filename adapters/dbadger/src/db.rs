@@ -14,10 +14,10 @@ use tokio::time::Instant;
 use crate::answers::{CompareAndSetOutcome, Deleted, DeletedKeys, Range};
 use crate::lifecycle::{leave_failed, mark_left};
 use crate::membership_plan::MembershipChange;
-use crate::snapshots::SnapshotInfo;
 use crate::node::Engine;
 use crate::node_status::NodeStatus;
 use crate::server::ServerHandle;
+use crate::snapshots::SnapshotInfo;
 
 /// One running dbadger node. Cheap to clone; every clone talks to the same node.
 #[derive(Clone)]

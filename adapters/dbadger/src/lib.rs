@@ -56,12 +56,12 @@ mod timed_store;
 
 pub use answers::{CompareAndSetOutcome, Deleted, DeletedKeys, Range};
 pub use db::Db;
+/// The snapshot file format, to read or verify an exported snapshot.
+pub use dbadger_core::snapshot_format;
 pub use dbadger_core::{
     Command, Config, Expected, KeyValue, Limits, Lookup, NewValue, NodeId, Outcome, PemSource,
     Query, ReadPreference, RequestError as Error, Response, StartMode, TlsConfig, Versioned,
 };
-/// The snapshot file format, to read or verify an exported snapshot.
-pub use dbadger_core::snapshot_format;
 pub use lifecycle::LEFT_MARK;
 pub use node_status::NodeStatus;
 pub use snapshots::SnapshotInfo;

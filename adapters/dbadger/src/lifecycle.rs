@@ -90,7 +90,13 @@ impl<S: StateMachineStore> Node<S> {
             for (_, member_addr, _) in status.members.iter().filter(|(id, _, _)| *id != self.id) {
                 let recorded = self
                     .forwarder
-                    .add_member(member_addr, self.id, &self.addr, !voter, self.request_timeout)
+                    .add_member(
+                        member_addr,
+                        self.id,
+                        &self.addr,
+                        !voter,
+                        self.request_timeout,
+                    )
                     .await;
                 if recorded.is_ok() {
                     announced = true;
@@ -124,7 +130,10 @@ fn mark_path(data_dir: &Path) -> PathBuf {
 pub(crate) fn mark_left(data_dir: &Path, id: NodeId) -> io::Result<()> {
     let path = mark_path(data_dir);
     let mut file = File::create(&path)?;
-    writeln!(file, "node {id} left its cluster; start with --join to join again as a new node")?;
+    writeln!(
+        file,
+        "node {id} left its cluster; start with --join to join again as a new node"
+    )?;
     file.sync_all()?;
     File::open(data_dir)?.sync_all()
 }
@@ -175,15 +184,15 @@ mod tests {
     #[test]
     fn the_mark_is_written_found_and_discarded() {
         let dir = std::env::temp_dir().join(format!("dbadger-left-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
+        fs::create_dir_all(&dir).expect("scratch directory");
         assert!(!has_left(&dir));
-        mark_left(&dir, 7).unwrap();
+        mark_left(&dir, 7).expect("mark");
         assert!(has_left(&dir));
-        fs::create_dir_all(dir.join("lmdb")).unwrap();
-        fs::write(dir.join("lmdb").join("data.mdb"), b"old").unwrap();
-        discard_left_node(&dir).unwrap();
+        fs::create_dir_all(dir.join("lmdb")).expect("store directory");
+        fs::write(dir.join("lmdb").join("data.mdb"), b"old").expect("store file");
+        discard_left_node(&dir).expect("discard");
         assert!(!has_left(&dir));
         assert!(!dir.join("lmdb").exists());
-        fs::remove_dir_all(&dir).unwrap();
+        fs::remove_dir_all(&dir).expect("clean up");
     }
 }

@@ -80,8 +80,12 @@ impl<S: StateMachineStore> Node<S> {
                 self.add_member_routed(id, addr, learner_only, deadline, may_forward)
                     .await
             }
-            MembershipChange::Remove(id) => self.depart_routed(id, false, deadline, may_forward).await,
-            MembershipChange::Demote(id) => self.depart_routed(id, true, deadline, may_forward).await,
+            MembershipChange::Remove(id) => {
+                self.depart_routed(id, false, deadline, may_forward).await
+            }
+            MembershipChange::Demote(id) => {
+                self.depart_routed(id, true, deadline, may_forward).await
+            }
             MembershipChange::TransferLeadership(to) => {
                 self.transfer_leadership_routed(to, deadline, may_forward)
                     .await
@@ -147,7 +151,11 @@ impl<S: StateMachineStore> Node<S> {
 
     /// Proposes `members` with openraft's `change_membership`; `retain` keeps removed voters
     /// as learners.
-    async fn change_members(&self, members: ChangeMembers<NodeId, NodeAddress>, retain: bool) -> Attempt<Step> {
+    async fn change_members(
+        &self,
+        members: ChangeMembers<NodeId, NodeAddress>,
+        retain: bool,
+    ) -> Attempt<Step> {
         self.change(async {
             self.raft
                 .change_membership(members, retain)
@@ -190,7 +198,13 @@ impl<S: StateMachineStore> Node<S> {
                 async move { forwarded.await.map(|()| Step::Delegated) }
             };
             match self
-                .routed(deadline, RequestKind::Membership, may_forward, &step, remote)
+                .routed(
+                    deadline,
+                    RequestKind::Membership,
+                    may_forward,
+                    &step,
+                    remote,
+                )
                 .await?
             {
                 Step::Changed => {}
@@ -221,8 +235,11 @@ impl<S: StateMachineStore> Node<S> {
                 Err(refused) => Attempt::Done(Err(refused)),
                 Ok(AddStep::Nothing) => Attempt::Done(Ok(Step::Finished)),
                 Ok(AddStep::UpdateAddress) => {
-                    self.change_members(ChangeMembers::SetNodes(BTreeMap::from([(id, node())])), false)
-                        .await
+                    self.change_members(
+                        ChangeMembers::SetNodes(BTreeMap::from([(id, node())])),
+                        false,
+                    )
+                    .await
                 }
                 Ok(AddStep::AddLearner) => {
                     self.change(async {
@@ -280,11 +297,13 @@ impl<S: StateMachineStore> Node<S> {
                     self.change_members(ChangeMembers::RemoveVoters(BTreeSet::from([id])), demote)
                         .await,
                 ),
-                Ok(Departure::TransferFirst) => match self.transfer_here(None, &view, deadline).await {
-                    // Led by another now: the next step forwards the request to it.
-                    Ok(()) => Attempt::Done(Ok(Step::Changed)),
-                    Err(error) => Attempt::Done(Err(error)),
-                },
+                Ok(Departure::TransferFirst) => {
+                    match self.transfer_here(None, &view, deadline).await {
+                        // Led by another now: the next step forwards the request to it.
+                        Ok(()) => Attempt::Done(Ok(Step::Changed)),
+                        Err(error) => Attempt::Done(Err(error)),
+                    }
+                }
             }
         };
         let forward = |leader_addr: String| async move {

@@ -165,7 +165,10 @@ mod tests {
 
     #[test]
     fn adding_is_idempotent_and_updates_addresses() {
-        assert_eq!(next_add_step(2, None, "b:1", false), Ok(AddStep::AddLearner));
+        assert_eq!(
+            next_add_step(2, None, "b:1", false),
+            Ok(AddStep::AddLearner)
+        );
         assert_eq!(next_add_step(2, None, "b:1", true), Ok(AddStep::AddLearner));
         assert_eq!(
             next_add_step(2, voter("b:1"), "b:1", false),
@@ -259,10 +262,7 @@ mod tests {
         assert_eq!(transfer_target(1, None, &voters, &[], &tied), Ok(2));
         let unknown = [(2, None), (3, Some(0))];
         assert_eq!(transfer_target(1, None, &voters, &[], &unknown), Ok(3));
-        assert_eq!(
-            transfer_target(1, Some(2), &voters, &[4], &progress),
-            Ok(2)
-        );
+        assert_eq!(transfer_target(1, Some(2), &voters, &[4], &progress), Ok(2));
     }
 
     #[test]

@@ -333,5 +333,4 @@ impl<S: StateMachineStore> Node<S> {
         let view = self.store.read().map_err(storage_error)?;
         rules::read(query, &view, &self.limits).map_err(read_error)
     }
-
 }

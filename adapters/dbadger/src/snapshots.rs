@@ -90,7 +90,10 @@ pub(crate) fn export(input: &mut dyn Read, path: &Path) -> std::io::Result<()> {
 
 impl<S: StateMachineStore> Node<S> {
     /// Takes a snapshot of everything this node has applied and returns it once it is durable.
-    pub(crate) async fn take_snapshot(&self, deadline: Instant) -> Result<SnapshotInfo, RequestError> {
+    pub(crate) async fn take_snapshot(
+        &self,
+        deadline: Instant,
+    ) -> Result<SnapshotInfo, RequestError> {
         let target = self.raft.metrics().borrow_watched().last_applied;
         self.raft
             .trigger()

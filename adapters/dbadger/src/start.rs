@@ -91,7 +91,10 @@ const RELEASE_PATIENCE: Duration = Duration::from_secs(5);
 /// Opens the LMDB store in `dir`. A node of this process that was closed on the same directory
 /// may still be letting go of it (openraft's tasks drop their handles a moment after
 /// shutdown): the open is retried while the directory is busy, up to [`RELEASE_PATIENCE`].
-async fn open_when_released(dir: &std::path::Path, options: LmdbOptions) -> Result<LmdbStore, StartError> {
+async fn open_when_released(
+    dir: &std::path::Path,
+    options: LmdbOptions,
+) -> Result<LmdbStore, StartError> {
     let give_up = Instant::now() + RELEASE_PATIENCE;
     loop {
         match LmdbStore::open(dir, options.clone()) {
@@ -124,13 +127,12 @@ impl Db {
             };
             if crate::lifecycle::has_left(&config.data_dir) {
                 if !matches!(config.start, StartMode::Join(_)) {
-                    return Err(StartError::Left(
-                        crate::lifecycle::left_error(&config.data_dir),
-                    ));
+                    return Err(StartError::Left(crate::lifecycle::left_error(
+                        &config.data_dir,
+                    )));
                 }
-                crate::lifecycle::discard_left_node(&config.data_dir).map_err(|error| {
-                    StartError::Storage(dbadger_core::StorageError::Io(error))
-                })?;
+                crate::lifecycle::discard_left_node(&config.data_dir)
+                    .map_err(|error| StartError::Storage(dbadger_core::StorageError::Io(error)))?;
             }
             let store = open_when_released(&config.data_dir, options).await?;
             let id = store.node_id(random_node_id)?;

@@ -194,27 +194,24 @@ impl v1::cluster_server::Cluster for ClusterService {
             .handler
             .open_snapshot(&id)
             .map_err(|error| to_status(&error))?;
-        let pieces = stream::unfold(
-            (reader, Some(info)),
-            |(mut reader, mut info)| async move {
-                let piece = match next_piece(&mut reader) {
-                    Some(Ok(data)) => Ok(v1::SnapshotData {
-                        snapshot: info.take(),
-                        data,
+        let pieces = stream::unfold((reader, Some(info)), |(mut reader, mut info)| async move {
+            let piece = match next_piece(&mut reader) {
+                Some(Ok(data)) => Ok(v1::SnapshotData {
+                    snapshot: info.take(),
+                    data,
+                }),
+                Some(Err(status)) => Err(status),
+                // An empty file still tells the client what it is.
+                None => match info.take() {
+                    Some(info) => Ok(v1::SnapshotData {
+                        snapshot: Some(info),
+                        data: Vec::new(),
                     }),
-                    Some(Err(status)) => Err(status),
-                    // An empty file still tells the client what it is.
-                    None => match info.take() {
-                        Some(info) => Ok(v1::SnapshotData {
-                            snapshot: Some(info),
-                            data: Vec::new(),
-                        }),
-                        None => return None,
-                    },
-                };
-                Some((piece, (reader, info)))
-            },
-        );
+                    None => return None,
+                },
+            };
+            Some((piece, (reader, info)))
+        });
         Ok(Response::new(Box::pin(pieces)))
     }
 

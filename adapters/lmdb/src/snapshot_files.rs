@@ -23,7 +23,6 @@ const PARTIAL_SUFFIX: &str = ".part";
 /// Distinguishes concurrent partial files of one process.
 static PARTIAL_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-
 fn snapshot_index(file_name: &str) -> Option<u64> {
     let stem = file_name.strip_suffix(SNAPSHOT_SUFFIX)?;
     if stem == "snapshot-empty" {

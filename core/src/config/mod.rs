@@ -188,10 +188,8 @@ impl Config {
     /// clients) once its listener is bound to `bound`: `advertise` if set, otherwise the bound
     /// address (so that `bind` with port 0 advertises the port the system chose). `validate`
     /// refuses an unspecified `bind` address without `advertise`.
-    pub fn advertised_address(&self, bound: std::net::SocketAddr) -> String {
-        self.advertise
-            .clone()
-            .unwrap_or_else(|| bound.to_string())
+    pub fn advertised_address(&self, bound: core::net::SocketAddr) -> String {
+        self.advertise.clone().unwrap_or_else(|| bound.to_string())
     }
 
     /// Checks every rule; the first broken one is reported.
@@ -204,7 +202,7 @@ impl Config {
             check_address("advertise", advertise)?;
         } else if self
             .bind
-            .parse::<std::net::SocketAddr>()
+            .parse::<core::net::SocketAddr>()
             .is_ok_and(|addr| addr.ip().is_unspecified())
         {
             // Other nodes would be told to reach this one at 0.0.0.0.

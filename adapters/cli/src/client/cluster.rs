@@ -310,7 +310,10 @@ async fn save_from(
         .await?
         .into_inner();
     let mut pieces = client
-        .download_snapshot(request(v1::DownloadSnapshotRequest { id: taken.id }, within))
+        .download_snapshot(request(
+            v1::DownloadSnapshotRequest { id: taken.id },
+            within,
+        ))
         .await?
         .into_inner();
     let mut file = std::fs::File::create(partial).map_err(local)?;
@@ -337,13 +340,17 @@ async fn save(endpoints: &Endpoints, file: &std::path::Path) -> Result<v1::Snaps
         })
         .await;
     let checked = saved.and_then(|info| {
-        let opened = std::fs::File::open(&partial)
-            .map_err(|error| Failure::other(format!("cannot read back {}: {error}", partial.display())))?;
-        dbadger_core::snapshot_format::verify(std::io::BufReader::new(opened)).map_err(|error| {
-            Failure::other(format!("the snapshot received is damaged: {error}"))
+        let opened = std::fs::File::open(&partial).map_err(|error| {
+            Failure::other(format!("cannot read back {}: {error}", partial.display()))
         })?;
+        dbadger_core::snapshot_format::verify(std::io::BufReader::new(opened)).map_err(
+            |error| Failure::other(format!("the snapshot received is damaged: {error}")),
+        )?;
         std::fs::rename(&partial, file).map_err(|error| {
-            Failure::other(format!("cannot move the snapshot to {}: {error}", file.display()))
+            Failure::other(format!(
+                "cannot move the snapshot to {}: {error}",
+                file.display()
+            ))
         })?;
         Ok(info)
     });
@@ -378,7 +385,11 @@ pub(crate) async fn snapshot(
         SnapshotAction::Save { file } => {
             let info = save(&endpoints, &file).await?;
             output.print(
-                &[format!("saved {} to {}", snapshot_line(&info), file.display())],
+                &[format!(
+                    "saved {} to {}",
+                    snapshot_line(&info),
+                    file.display()
+                )],
                 snapshot_object(&info),
             );
             Ok(Exit::Success)
