@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::restore::RestoreStep;
+
 /// A write to the key space. Each command is one Raft log entry and applies atomically: either
 /// all of its effects are visible or none are.
 ///
@@ -55,6 +57,9 @@ pub enum Command {
         /// The change made when the condition holds.
         new: NewValue,
     },
+    /// One step of a restore of the whole key space from a snapshot file (see
+    /// [`crate::restore`]). Proposed by `Db::restore`, never by a client request.
+    Restore(RestoreStep),
 }
 
 /// The condition of a [`Command::CompareAndSet`].
@@ -89,6 +94,7 @@ impl Command {
             Command::DeleteRange { .. } => "delete_range",
             Command::DeleteAll => "delete_all",
             Command::CompareAndSet { .. } => "compare_and_set",
+            Command::Restore(_) => "restore",
         }
     }
 
@@ -130,6 +136,7 @@ impl Command {
                 min.as_ref().map_or(0, Vec::len) + max.as_ref().map_or(0, Vec::len)
             }
             Command::DeleteAll => 0,
+            Command::Restore(step) => step.payload_bytes(),
             Command::CompareAndSet { key, expected, new } => {
                 let expected_len = match expected {
                     Expected::Value(v) => v.len(),

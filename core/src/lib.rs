@@ -41,6 +41,7 @@ pub mod query;
 pub mod raft_storage;
 pub mod raft_types;
 pub mod response;
+pub mod restore;
 pub mod rules;
 pub mod snapshot;
 pub mod snapshot_format;

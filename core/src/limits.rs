@@ -76,7 +76,7 @@ impl Limits {
             Command::DeleteMany { keys } => keys.iter().try_for_each(|key| self.validate_key(key)),
             Command::DeletePrefix { prefix } => check_bound(prefix),
             Command::DeleteRange { min, max } => check_range(min.as_deref(), max.as_deref()),
-            Command::DeleteAll => Ok(()),
+            Command::DeleteAll | Command::Restore(_) => Ok(()),
             Command::CompareAndSet { key, expected, new } => {
                 self.validate_key(key)?;
                 if let Expected::Value(value) = expected {

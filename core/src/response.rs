@@ -71,6 +71,19 @@ pub enum Response {
     Value(Option<KeyValue>),
     /// A `GetMany`: one lookup per requested key, in request order.
     Values(Vec<Lookup>),
+    /// A restore's commit replaced the key space with the snapshot's `keys` pairs, each at
+    /// `revision`.
+    Restored {
+        /// The log index of the commit: every restored pair's revision.
+        revision: u64,
+        /// How many pairs the key space holds now.
+        keys: u64,
+    },
+    /// A restore step could not be applied (the same on every node): nothing changed.
+    RestoreFailed {
+        /// Why, in a few words.
+        reason: String,
+    },
     /// A `GetPrefix` or `GetRange`: entries in key order.
     Range {
         /// The entries.
@@ -88,10 +101,13 @@ impl Response {
             Response::Written { revision }
             | Response::Deleted { revision, .. }
             | Response::DeletedKeys { revision, .. }
-            | Response::CompareAndSet { revision, .. } => Some(*revision),
-            Response::Empty | Response::Value(_) | Response::Values(_) | Response::Range { .. } => {
-                None
-            }
+            | Response::CompareAndSet { revision, .. }
+            | Response::Restored { revision, .. } => Some(*revision),
+            Response::Empty
+            | Response::Value(_)
+            | Response::Values(_)
+            | Response::Range { .. }
+            | Response::RestoreFailed { .. } => None,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::error::StorageError;
 use crate::limits::Limits;
 use crate::query::Query;
 use crate::response::{KeyValue, Lookup, Response};
-use crate::storage::{KvRead, KvWrite, StorageResult};
+use crate::storage::{KvRead, KvWrite, StateWrite, StorageResult};
 
 /// How many keys a range or prefix delete removes per scan, so that it never holds every key
 /// of a large range in memory at once.
@@ -51,7 +51,7 @@ fn entry_budget(limits: &Limits) -> usize {
 pub fn apply(
     command: &Command,
     revision: u64,
-    txn: &mut (impl KvWrite + ?Sized),
+    txn: &mut (impl StateWrite + ?Sized),
     limits: &Limits,
 ) -> StorageResult<Response> {
     let response = match command {
@@ -113,6 +113,7 @@ pub fn apply(
         Command::CompareAndSet { key, expected, new } => {
             compare_and_set(txn, key, expected, new, revision)?
         }
+        Command::Restore(step) => crate::restore::apply(step, revision, txn)?,
     };
     Ok(response)
 }

@@ -76,6 +76,9 @@ pub fn install_snapshot<S: StateMachineStore>(
         while let Some(record) = reader.next_record().map_err(corrupt)? {
             txn.put(&record.key, &record.value, record.revision)?;
         }
+        // A snapshot holds no staged restore (none is built while one is staged): any staged
+        // here belongs to a state this one replaces.
+        txn.clear_staged()?;
         txn.set_applied_state(&AppliedState {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
@@ -88,12 +91,7 @@ pub fn install_snapshot<S: StateMachineStore>(
 /// Reads a whole snapshot and checks it (structure, order, count and checksum) without
 /// installing it; returns its metadata and record count.
 pub fn verify_snapshot(snapshot: &impl SnapshotData) -> StorageResult<(SnapshotMeta, u64)> {
-    let (mut reader, meta) = SnapshotReader::open(snapshot.open()?).map_err(corrupt)?;
-    let mut records = 0;
-    while reader.next_record().map_err(corrupt)?.is_some() {
-        records += 1;
-    }
-    Ok((meta, records))
+    crate::snapshot_format::verify(snapshot.open()?).map_err(corrupt)
 }
 
 fn corrupt(error: DecodeError) -> StorageError {

@@ -4,6 +4,7 @@
 //! space can be freed. Like etcd's NOSPACE alarm, with a reserve instead of an alarm: writes
 //! resume on their own once deletes bring the store back under the line.
 
+use dbadger_core::restore::RestoreStep;
 use dbadger_core::storage::SpaceUsage;
 use dbadger_core::{Command, NewValue};
 
@@ -26,6 +27,8 @@ fn frees_space(command: &Command) -> bool {
         | Command::DeleteRange { .. }
         | Command::DeleteAll => true,
         Command::CompareAndSet { new, .. } => matches!(new, NewValue::Delete),
+        // Abandoning a restore drops what it staged; its other steps add data.
+        Command::Restore(step) => matches!(step, RestoreStep::Abort { .. }),
         Command::Set { .. } | Command::SetMany { .. } => false,
     }
 }

@@ -16,6 +16,7 @@ use crate::lifecycle::{leave_failed, mark_left};
 use crate::membership_plan::MembershipChange;
 use crate::node::Engine;
 use crate::node_status::NodeStatus;
+use crate::restore::{RestoreInfo, SnapshotSource};
 use crate::server::ServerHandle;
 use crate::snapshots::SnapshotInfo;
 
@@ -187,6 +188,46 @@ impl Db {
             ))
         })?;
         Ok(info)
+    }
+
+    /// Replaces the whole cluster's state with the snapshot file at `path` (one exported by
+    /// [`Db::export_snapshot`] or `dbadger snapshot save`, from this cluster or another):
+    /// through the Raft log, so that every node switches at the same log index, atomically
+    /// (readers see the old state or the new, never a mix). Every restored pair gets the
+    /// restore's revision; the membership is left as it is. The file is verified first; a
+    /// damaged one is [`RequestError::Refused`] and changes nothing. Survives a leader change
+    /// in the middle. Runs from any node.
+    pub async fn restore(&self, path: &Path) -> Result<RestoreInfo, RequestError> {
+        let path = path.to_path_buf();
+        let source = move || -> std::io::Result<Box<dyn Read + Send>> {
+            Ok(Box::new(std::io::BufReader::new(std::fs::File::open(
+                &path,
+            )?)))
+        };
+        self.engine.restore(&source).await
+    }
+
+    /// [`Db::restore`] from snapshot `id`, one this node keeps ([`Db::snapshots`]).
+    pub async fn restore_snapshot(&self, id: &str) -> Result<RestoreInfo, RequestError> {
+        self.engine.open_snapshot(id)?;
+        let engine = Arc::clone(&self.engine);
+        let id = id.to_owned();
+        let source = move || -> std::io::Result<Box<dyn Read + Send>> {
+            engine
+                .open_snapshot(&id)
+                .map(|(_, reader)| reader)
+                .map_err(|error| std::io::Error::other(error.to_string()))
+        };
+        self.engine.restore(&source).await
+    }
+
+    /// [`Db::restore`] from any source of snapshot bytes that can be read from the start more
+    /// than once (it is read twice: once to verify it, once to send it).
+    pub async fn restore_from(
+        &self,
+        source: &SnapshotSource<'_>,
+    ) -> Result<RestoreInfo, RequestError> {
+        self.engine.restore(source).await
     }
 
     fn deadline(&self) -> Instant {

@@ -2,18 +2,20 @@
 //! administration and client requests, each mapped onto the node's routed operations with the
 //! deadline that fits its caller.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use dbadger_core::raft_types::NodeId;
 use dbadger_core::storage::StateMachineStore;
 use dbadger_core::{Command, Query, ReadPreference, RequestError, Response};
-use dbadger_grpc::{ClusterHandler, ForwardHandler, KvHandler, SnapshotBytes};
+use dbadger_grpc::{ClusterHandler, ForwardHandler, KvHandler, RestoreSource, SnapshotBytes};
 use dbadger_proto::v1;
 use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 
 use crate::membership_plan::MembershipChange;
 use crate::node::{Engine, Node};
+use crate::restore::SnapshotSource;
 use crate::routing::deadline_budget;
 use crate::snapshots::SnapshotInfo;
 
@@ -93,6 +95,15 @@ impl<S: StateMachineStore> Node<S> {
     }
 }
 
+/// Uploaded bytes shared by the reads of a restore.
+struct SharedBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 fn wire_snapshot(info: SnapshotInfo) -> v1::SnapshotInfo {
     v1::SnapshotInfo {
         id: info.id,
@@ -154,6 +165,30 @@ impl<S: StateMachineStore> ClusterHandler for Node<S> {
 
     fn open_snapshot(&self, id: &str) -> Result<(v1::SnapshotInfo, SnapshotBytes), RequestError> {
         Node::open_snapshot(self, id).map(|(info, reader)| (wire_snapshot(info), reader))
+    }
+
+    fn restore(&self, snapshot: RestoreSource) -> BoxFuture<'_, Result<(u64, u64), RequestError>> {
+        Box::pin(async move {
+            let source: Box<SnapshotSource<'_>> = match snapshot {
+                RestoreSource::Snapshot(id) => {
+                    Node::open_snapshot(self, &id)?;
+                    Box::new(move || {
+                        Node::open_snapshot(self, &id)
+                            .map(|(_, reader)| reader)
+                            .map_err(|error| std::io::Error::other(error.to_string()))
+                    })
+                }
+                RestoreSource::Upload(bytes) => Box::new(move || {
+                    Ok(
+                        Box::new(std::io::Cursor::new(SharedBytes(Arc::clone(&bytes))))
+                            as Box<dyn std::io::Read + Send>,
+                    )
+                }),
+            };
+            Node::restore(self, &*source)
+                .await
+                .map(|info| (info.revision, info.keys))
+        })
     }
 
     fn status(&self) -> v1::StatusResponse {

@@ -43,6 +43,7 @@ mod node;
 mod node_status;
 mod peer_addresses;
 mod requests;
+mod restore;
 mod role_log;
 mod routing;
 mod runtime;
@@ -64,5 +65,6 @@ pub use dbadger_core::{
 };
 pub use lifecycle::LEFT_MARK;
 pub use node_status::NodeStatus;
+pub use restore::{RestoreInfo, SnapshotSource};
 pub use snapshots::SnapshotInfo;
 pub use start_error::StartError;

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use crate::membership_plan::MembershipChange;
 use crate::metrics::Metrics;
 use crate::node_status::NodeStatus;
+use crate::restore::{RestoreInfo, SnapshotSource};
 use crate::routing::LEADER_POLL;
 use crate::runtime::Runtime;
 use crate::snapshots::SnapshotInfo;
@@ -62,6 +63,10 @@ pub(crate) trait Engine: Send + Sync + 'static {
     fn leave(&self, deadline: Instant) -> BoxFuture<'_, Result<bool, RequestError>>;
     fn snapshot(&self, deadline: Instant) -> BoxFuture<'_, Result<SnapshotInfo, RequestError>>;
     fn snapshots(&self) -> Result<Vec<SnapshotInfo>, RequestError>;
+    fn restore<'a>(
+        &'a self,
+        source: &'a SnapshotSource<'a>,
+    ) -> BoxFuture<'a, Result<RestoreInfo, RequestError>>;
     fn open_snapshot(
         &self,
         id: &str,
@@ -276,6 +281,13 @@ impl<S: StateMachineStore> Engine for Node<S> {
 
     fn snapshots(&self) -> Result<Vec<SnapshotInfo>, RequestError> {
         self.list_snapshots()
+    }
+
+    fn restore<'a>(
+        &'a self,
+        source: &'a SnapshotSource<'a>,
+    ) -> BoxFuture<'a, Result<RestoreInfo, RequestError>> {
+        Box::pin(Node::restore(self, source))
     }
 
     fn open_snapshot(

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use dbadger_core::raft_types::SnapshotMeta;
 use dbadger_core::snapshot_format::{snapshot_id, verify};
-use dbadger_core::storage::{SnapshotData, StateMachineStore};
+use dbadger_core::storage::{SnapshotData, StateMachineStore, StateRead};
 use dbadger_core::{Outcome, RequestError, StorageError};
 use openraft::ServerState;
 use openraft::async_runtime::watch::WatchReceiver;
@@ -94,7 +94,13 @@ impl<S: StateMachineStore> Node<S> {
         &self,
         deadline: Instant,
     ) -> Result<SnapshotInfo, RequestError> {
-        let target = self.raft.metrics().borrow_watched().last_applied;
+        // What the store has applied (openraft's metrics can lag the answers of writes).
+        let target = self
+            .store
+            .read()
+            .and_then(|view| view.applied_state())
+            .map_err(storage_failed)?
+            .last_applied;
         self.raft
             .trigger()
             .snapshot()

@@ -238,6 +238,12 @@ impl Db {
                 raft.initialize(members)
                     .await
                     .map_err(|error| StartError::Raft(error.to_string()))?;
+                if let Some(file) = &config.restore_from
+                    && let Err(error) = db.restore(file).await
+                {
+                    db.close().await;
+                    return Err(StartError::Restore(error));
+                }
             }
             StartMode::Join(seeds) if !initialized => {
                 let deadline = Instant::now() + config.request_timeout.max(Duration::from_secs(30));

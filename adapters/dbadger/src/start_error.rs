@@ -30,6 +30,9 @@ pub enum StartError {
     /// `StartMode::Join`.
     #[error("{0}")]
     Left(String),
+    /// The snapshot a new cluster was to start from could not be restored.
+    #[error("restoring the snapshot failed: {0}")]
+    Restore(RequestError),
     /// Joining the cluster failed.
     #[error("joining the cluster failed: {0}")]
     Join(RequestError),

@@ -113,11 +113,23 @@ impl<S: StateMachineStore> StateRead for TimedWrite<'_, S> {
     fn applied_state(&self) -> StorageResult<AppliedState> {
         self.inner.applied_state()
     }
+
+    fn staged(&self, seq: u64) -> StorageResult<Option<Vec<u8>>> {
+        self.inner.staged(seq)
+    }
 }
 
 impl<S: StateMachineStore> StateWrite for TimedWrite<'_, S> {
     fn set_applied_state(&mut self, state: &AppliedState) -> StorageResult<()> {
         self.inner.set_applied_state(state)
+    }
+
+    fn stage(&mut self, seq: u64, bytes: &[u8]) -> StorageResult<()> {
+        self.inner.stage(seq, bytes)
+    }
+
+    fn clear_staged(&mut self) -> StorageResult<()> {
+        self.inner.clear_staged()
     }
 
     fn commit(self) -> StorageResult<()> {

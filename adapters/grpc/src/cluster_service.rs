@@ -9,7 +9,7 @@ use dbadger_core::raft_types::NodeId;
 use dbadger_proto::v1;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{self, BoxStream};
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::status::to_status;
 
@@ -38,7 +38,23 @@ pub trait ClusterHandler: Send + Sync + 'static {
     fn snapshots(&self) -> Result<Vec<v1::SnapshotInfo>, RequestError>;
     /// Opens snapshot `id` for reading.
     fn open_snapshot(&self, id: &str) -> Result<(v1::SnapshotInfo, SnapshotBytes), RequestError>;
+    /// Replaces the cluster's state with `snapshot`; answers the restore's revision and how
+    /// many pairs the key space holds.
+    fn restore(&self, snapshot: RestoreSource) -> BoxFuture<'_, Result<(u64, u64), RequestError>>;
 }
+
+/// What a restore request names: a snapshot the node keeps, or an uploaded file.
+#[derive(Clone, Debug)]
+pub enum RestoreSource {
+    /// A snapshot id ([`ClusterHandler::snapshots`]).
+    Snapshot(String),
+    /// The bytes of a snapshot file.
+    Upload(Arc<Vec<u8>>),
+}
+
+/// The largest snapshot file a client may upload for a restore, by default (the node holds
+/// it in memory while it restores): 1 GiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 1 << 30;
 
 /// The bytes of a snapshot file, read in order.
 pub type SnapshotBytes = Box<dyn Read + Send>;
@@ -69,12 +85,24 @@ fn next_piece(reader: &mut SnapshotBytes) -> Option<Result<Vec<u8>, Status>> {
 /// The Cluster service over a handler.
 pub struct ClusterService {
     handler: Arc<dyn ClusterHandler>,
+    max_upload_bytes: usize,
 }
 
 impl ClusterService {
     /// Serves cluster administration with `handler`.
     pub fn new(handler: Arc<dyn ClusterHandler>) -> ClusterService {
-        ClusterService { handler }
+        ClusterService {
+            handler,
+            max_upload_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+        }
+    }
+
+    /// The same service accepting uploads for a restore of at most `max_upload_bytes`.
+    pub fn with_max_upload_bytes(self, max_upload_bytes: usize) -> ClusterService {
+        ClusterService {
+            max_upload_bytes,
+            ..self
+        }
     }
 }
 
@@ -217,10 +245,38 @@ impl v1::cluster_server::Cluster for ClusterService {
 
     async fn restore(
         &self,
-        _request: Request<v1::RestoreRequest>,
+        request: Request<Streaming<v1::RestoreRequest>>,
     ) -> Result<Response<v1::RestoreResponse>, Status> {
-        Err(Status::unimplemented(
-            "restore arrives with the snapshot/restore work",
-        ))
+        let mut messages = request.into_inner();
+        let mut upload = Vec::new();
+        let mut named = None;
+        while let Some(message) = messages.message().await? {
+            if !message.id.is_empty() {
+                if named.is_some() || !upload.is_empty() {
+                    return Err(Status::invalid_argument(
+                        "a restore names one snapshot or uploads one file, not both",
+                    ));
+                }
+                named = Some(message.id);
+            }
+            if upload.len() + message.data.len() > self.max_upload_bytes {
+                return Err(Status::resource_exhausted(format!(
+                    "the upload exceeds the limit of {} bytes",
+                    self.max_upload_bytes
+                )));
+            }
+            upload.extend_from_slice(&message.data);
+        }
+        let source = match named {
+            Some(id) => RestoreSource::Snapshot(id),
+            None if upload.is_empty() => return Err(crate::WireError::MissingField("id").into()),
+            None => RestoreSource::Upload(Arc::new(upload)),
+        };
+        let (revision, keys) = self
+            .handler
+            .restore(source)
+            .await
+            .map_err(|error| to_status(&error))?;
+        Ok(Response::new(v1::RestoreResponse { revision, keys }))
     }
 }

@@ -27,7 +27,9 @@ pub mod status;
 mod tls;
 
 pub use append_pipeline::MAX_APPENDS_IN_FLIGHT;
-pub use cluster_service::{ClusterHandler, ClusterService, SnapshotBytes};
+pub use cluster_service::{
+    ClusterHandler, ClusterService, DEFAULT_MAX_UPLOAD_BYTES, RestoreSource, SnapshotBytes,
+};
 pub use error::WireError;
 pub use forward::{ForwardError, ForwardHandler, Forwarder, MAX_FORWARD_CHANNELS};
 pub use kv_service::{KvHandler, KvService};

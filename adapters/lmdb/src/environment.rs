@@ -28,6 +28,7 @@ const RAFT_META_DB: &str = "raft_meta";
 const KV_DB: &str = "kv";
 const STATE_META_DB: &str = "state_meta";
 const SNAPSHOT_META_DB: &str = "snapshot_meta";
+const STAGING_DB: &str = "restore_staging";
 
 /// Keys of `raft_meta`.
 pub(crate) const FORMAT_VERSION_KEY: &str = "format_version";
@@ -52,6 +53,8 @@ pub(crate) struct Databases {
     pub(crate) kv: KvDb,
     pub(crate) state_meta: MetaDb,
     pub(crate) snapshot_meta: MetaDb,
+    /// The restore staging area: pieces of a restore in progress, by number.
+    pub(crate) staging: LogDb,
 }
 
 /// What the log store and the state machine share: the environment, its databases, the
@@ -218,17 +221,19 @@ fn create_databases(env: &Env<WithoutTls>) -> heed::Result<Databases> {
                 opener.create_database(txn, Some(KV_DB))?,
                 opener.create_database(txn, Some(STATE_META_DB))?,
                 opener.create_database(txn, Some(SNAPSHOT_META_DB))?,
+                opener.create_database(txn, Some(STAGING_DB))?,
             );
             Ok(CommitOrAbort::<_, ()>::Commit(dbs))
         })?
         .unwrap_commit();
-    let (log, raft_meta, kv, state_meta, snapshot_meta) = databases;
+    let (log, raft_meta, kv, state_meta, snapshot_meta, staging) = databases;
     Ok(Databases {
         log,
         raft_meta,
         kv,
         state_meta,
         snapshot_meta,
+        staging,
     })
 }
 

@@ -96,6 +96,7 @@ impl StateMachineStore for LmdbStateMachine {
                 dbs.kv.stat(&txn),
                 dbs.state_meta.stat(&txn),
                 dbs.snapshot_meta.stat(&txn),
+                dbs.staging.stat(&txn),
             ]);
         let mut used = self.shared.env.unnamed_database_stat().non_free_page_size() as u64;
         for stat in named {
@@ -165,6 +166,20 @@ impl StateRead for LmdbRead<'_> {
         self.check_age()?;
         applied_state(self.shared, &self.txn)
     }
+
+    fn staged(&self, seq: u64) -> StorageResult<Option<Vec<u8>>> {
+        self.check_age()?;
+        staged(self.shared, &self.txn, seq)
+    }
+}
+
+fn staged(shared: &Shared, txn: &RoTxn<'_>, seq: u64) -> StorageResult<Option<Vec<u8>>> {
+    shared
+        .dbs
+        .staging
+        .get(txn, &seq)
+        .map(|piece| piece.map(<[u8]>::to_vec))
+        .map_err(|e| shared.error(e))
 }
 
 /// A write transaction: LMDB's single writer; aborted if dropped without commit.
@@ -244,6 +259,10 @@ impl StateRead for LmdbWrite<'_> {
     fn applied_state(&self) -> StorageResult<AppliedState> {
         applied_state(self.shared, &self.txn)
     }
+
+    fn staged(&self, seq: u64) -> StorageResult<Option<Vec<u8>>> {
+        staged(self.shared, &self.txn, seq)
+    }
 }
 
 impl StateWrite for LmdbWrite<'_> {
@@ -261,6 +280,25 @@ impl StateWrite for LmdbWrite<'_> {
             &encode_stored_membership(&state.membership),
         )
         .map_err(|e| self.failed(self.shared.error(e)))
+    }
+
+    fn stage(&mut self, seq: u64, bytes: &[u8]) -> StorageResult<()> {
+        self.shared
+            .inject(FaultPoint::Write)
+            .map_err(|e| self.failed(e))?;
+        self.shared
+            .dbs
+            .staging
+            .put(&mut self.txn, &seq, bytes)
+            .map_err(|e| self.failed(self.shared.error(e)))
+    }
+
+    fn clear_staged(&mut self) -> StorageResult<()> {
+        self.shared
+            .dbs
+            .staging
+            .clear(&mut self.txn)
+            .map_err(|e| self.failed(self.shared.error(e)))
     }
 
     /// Commits with a data flush but no meta-page flush: durable against a process crash at

@@ -6,6 +6,7 @@ use crate::command::{Command, Expected, NewValue};
 use crate::error::DecodeError;
 use crate::query::Query;
 use crate::response::{KeyValue, Lookup, Response, Versioned};
+use crate::restore::RestoreStep;
 
 const SET: u8 = 1;
 const SET_MANY: u8 = 2;
@@ -15,6 +16,12 @@ const DELETE_PREFIX: u8 = 5;
 const DELETE_RANGE: u8 = 6;
 const DELETE_ALL: u8 = 7;
 const COMPARE_AND_SET: u8 = 8;
+const RESTORE: u8 = 9;
+
+const RESTORE_BEGIN: u8 = 0;
+const RESTORE_PIECE: u8 = 1;
+const RESTORE_COMMIT: u8 = 2;
+const RESTORE_ABORT: u8 = 3;
 
 const EXPECT_VALUE: u8 = 0;
 const EXPECT_REVISION: u8 = 1;
@@ -63,6 +70,31 @@ pub(crate) fn write_command(w: &mut Writer, command: &Command) {
             w.optional(max.as_ref(), |w, b| w.bytes(b));
         }
         Command::DeleteAll => w.u8(DELETE_ALL),
+        Command::Restore(step) => {
+            w.u8(RESTORE);
+            match step {
+                RestoreStep::Begin { bytes, pieces, crc } => {
+                    w.u8(RESTORE_BEGIN);
+                    w.u64(*bytes);
+                    w.u64(*pieces);
+                    w.u32(*crc);
+                }
+                RestoreStep::Piece { begin, seq, data } => {
+                    w.u8(RESTORE_PIECE);
+                    w.u64(*begin);
+                    w.u64(*seq);
+                    w.bytes(data);
+                }
+                RestoreStep::Commit { begin } => {
+                    w.u8(RESTORE_COMMIT);
+                    w.u64(*begin);
+                }
+                RestoreStep::Abort { begin } => {
+                    w.u8(RESTORE_ABORT);
+                    w.u64(*begin);
+                }
+            }
+        }
         Command::CompareAndSet { key, expected, new } => {
             w.u8(COMPARE_AND_SET);
             w.bytes(key);
@@ -116,6 +148,30 @@ pub(crate) fn read_command(r: &mut Reader<'_>) -> Result<Command, DecodeError> {
             max: r.optional("range max", |r| r.bytes("range max"))?,
         },
         DELETE_ALL => Command::DeleteAll,
+        RESTORE => Command::Restore(match r.u8("restore step")? {
+            RESTORE_BEGIN => RestoreStep::Begin {
+                bytes: r.u64("restore bytes")?,
+                pieces: r.u64("restore pieces")?,
+                crc: r.u32("restore crc")?,
+            },
+            RESTORE_PIECE => RestoreStep::Piece {
+                begin: r.u64("restore begin")?,
+                seq: r.u64("restore piece number")?,
+                data: r.bytes("restore piece")?,
+            },
+            RESTORE_COMMIT => RestoreStep::Commit {
+                begin: r.u64("restore begin")?,
+            },
+            RESTORE_ABORT => RestoreStep::Abort {
+                begin: r.u64("restore begin")?,
+            },
+            tag => {
+                return Err(DecodeError::UnknownTag {
+                    what: "restore step",
+                    tag,
+                });
+            }
+        }),
         COMPARE_AND_SET => {
             let key = r.bytes("key")?;
             let expected = match r.u8("cas expectation")? {
@@ -210,6 +266,8 @@ const RANGE: u8 = 7;
 /// `DELETED_KEYS` with the full count and `more` (the key list is bounded by the response
 /// limit). Written from this version on; the older tag still decodes, as a complete list.
 const DELETED_KEYS_BOUNDED: u8 = 8;
+const RESTORED: u8 = 9;
+const RESTORE_FAILED: u8 = 10;
 
 pub(crate) fn write_response(w: &mut Writer, response: &Response) {
     match response {
@@ -260,6 +318,15 @@ pub(crate) fn write_response(w: &mut Writer, response: &Response) {
                 });
             }
         }
+        Response::Restored { revision, keys } => {
+            w.u8(RESTORED);
+            w.u64(*revision);
+            w.u64(*keys);
+        }
+        Response::RestoreFailed { reason } => {
+            w.u8(RESTORE_FAILED);
+            w.bytes(reason.as_bytes());
+        }
         Response::Range { entries, more } => {
             w.u8(RANGE);
             w.count(entries.len());
@@ -291,6 +358,13 @@ pub(crate) fn read_response(r: &mut Reader<'_>) -> Result<Response, DecodeError>
                 keys,
             }
         }
+        RESTORED => Response::Restored {
+            revision: r.u64("revision")?,
+            keys: r.u64("restored keys")?,
+        },
+        RESTORE_FAILED => Response::RestoreFailed {
+            reason: String::from_utf8_lossy(&r.bytes("restore failure")?).into_owned(),
+        },
         DELETED_KEYS_BOUNDED => Response::DeletedKeys {
             revision: r.u64("revision")?,
             keys: read_byte_strings(r, "deleted keys")?,

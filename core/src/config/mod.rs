@@ -100,6 +100,10 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Bootstrap, join, recover or resume.
     pub start: StartMode,
+    /// With `StartMode::Bootstrap` on a new data directory: the new cluster starts with the
+    /// state of this snapshot file (one saved from any cluster), restored as its first write.
+    /// Ignored once the node holds a cluster. Default none.
+    pub restore_from: Option<PathBuf>,
     /// Remove this node from the cluster when it is stopped gracefully (`Db::close`; a leader
     /// hands its leadership over first). A node that left rejoins only as a new node (with
     /// `StartMode::Join`). Default true; turn it off for restarts that keep the membership.
@@ -172,6 +176,7 @@ impl Default for Config {
             peer_retry_max: Duration::from_secs(1),
             disk_write_timeout: Duration::from_secs(30),
             max_queued_log_writes: 4096,
+            restore_from: None,
             max_storage_bytes: 64 << 30,
             limits: Limits::default(),
         }
@@ -215,6 +220,12 @@ impl Config {
     }
 
     fn validate_start(&self) -> Result<(), ConfigError> {
+        if self.restore_from.is_some() && self.start != StartMode::Bootstrap {
+            return Err(ConfigError::Requires {
+                option: "restore_from",
+                required: "bootstrap",
+            });
+        }
         match &self.start {
             StartMode::Join(addresses) => {
                 if addresses.is_empty() {

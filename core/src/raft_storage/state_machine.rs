@@ -131,6 +131,18 @@ where
         self.clone()
     }
 
+    /// No snapshot while a restore is staged (see [`crate::restore`]), unless openraft must
+    /// have one (`force`: at start, with logs purged and no snapshot, which this store never
+    /// leaves behind). A store that cannot be read builds one, and reports its error there.
+    async fn try_create_snapshot_builder(&mut self, force: bool) -> Option<Self::SnapshotBuilder> {
+        let allowed = self
+            .store
+            .read()
+            .and_then(|view| crate::restore::snapshot_allowed(&view))
+            .unwrap_or(true);
+        (force || allowed).then(|| self.clone())
+    }
+
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,

@@ -163,6 +163,7 @@ pub struct MemoryStateMachine {
 struct MachineState {
     data: BTreeMap<Vec<u8>, Versioned>,
     applied: AppliedState,
+    staged: BTreeMap<u64, Vec<u8>>,
 }
 
 impl MemoryStateMachine {
@@ -277,6 +278,10 @@ impl StateRead for MemoryRead<'_> {
     fn applied_state(&self) -> StorageResult<AppliedState> {
         Ok(self.state.applied.clone())
     }
+
+    fn staged(&self, seq: u64) -> StorageResult<Option<Vec<u8>>> {
+        Ok(self.state.staged.get(&seq).cloned())
+    }
 }
 
 /// One change to undo if the transaction is dropped.
@@ -288,6 +293,10 @@ enum Undo {
     All(BTreeMap<Vec<u8>, Versioned>),
     /// Put back the applied state.
     Applied(AppliedState),
+    /// Put back a staged piece (or remove it again).
+    Staged(u64, Option<Vec<u8>>),
+    /// Put back the whole staging area, as it was before a clear.
+    AllStaged(BTreeMap<u64, Vec<u8>>),
 }
 
 /// A write transaction on a [`MemoryStateMachine`].
@@ -345,12 +354,28 @@ impl StateRead for MemoryWrite<'_> {
     fn applied_state(&self) -> StorageResult<AppliedState> {
         Ok(self.state.applied.clone())
     }
+
+    fn staged(&self, seq: u64) -> StorageResult<Option<Vec<u8>>> {
+        Ok(self.state.staged.get(&seq).cloned())
+    }
 }
 
 impl StateWrite for MemoryWrite<'_> {
     fn set_applied_state(&mut self, state: &AppliedState) -> StorageResult<()> {
         let previous = std::mem::replace(&mut self.state.applied, state.clone());
         self.undo.push(Undo::Applied(previous));
+        Ok(())
+    }
+
+    fn stage(&mut self, seq: u64, bytes: &[u8]) -> StorageResult<()> {
+        let previous = self.state.staged.insert(seq, bytes.to_vec());
+        self.undo.push(Undo::Staged(seq, previous));
+        Ok(())
+    }
+
+    fn clear_staged(&mut self) -> StorageResult<()> {
+        let previous = std::mem::take(&mut self.state.staged);
+        self.undo.push(Undo::AllStaged(previous));
         Ok(())
     }
 
@@ -372,6 +397,13 @@ impl Drop for MemoryWrite<'_> {
                 }
                 Undo::All(previous) => self.state.data = previous,
                 Undo::Applied(previous) => self.state.applied = previous,
+                Undo::Staged(seq, Some(previous)) => {
+                    self.state.staged.insert(seq, previous);
+                }
+                Undo::Staged(seq, None) => {
+                    self.state.staged.remove(&seq);
+                }
+                Undo::AllStaged(previous) => self.state.staged = previous,
             }
         }
     }

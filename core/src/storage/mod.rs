@@ -133,6 +133,10 @@ pub trait KvWrite: KvRead {
 pub trait StateRead: KvRead {
     /// The applied state of this view.
     fn applied_state(&self) -> StorageResult<AppliedState>;
+
+    /// Piece `seq` of the restore staging area (see [`crate::restore`]): bytes that are not
+    /// part of the key space, committed and made durable with it.
+    fn staged(&self, seq: u64) -> StorageResult<Option<Vec<u8>>>;
 }
 
 /// A state-machine transaction: key-value changes and the applied state commit together or not
@@ -140,6 +144,12 @@ pub trait StateRead: KvRead {
 pub trait StateWrite: StateRead + KvWrite {
     /// Records the applied state that commits with this transaction's data.
     fn set_applied_state(&mut self, state: &AppliedState) -> StorageResult<()>;
+
+    /// Stores piece `seq` of the restore staging area, replacing any piece with that number.
+    fn stage(&mut self, seq: u64, bytes: &[u8]) -> StorageResult<()>;
+
+    /// Empties the restore staging area.
+    fn clear_staged(&mut self) -> StorageResult<()>;
 
     /// Makes every change of this transaction visible atomically.
     fn commit(self) -> StorageResult<()>;

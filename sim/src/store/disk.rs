@@ -57,6 +57,8 @@ pub(super) enum MachineChange {
     Remove(Vec<u8>),
     Clear,
     Applied(AppliedState),
+    Stage(u64, Vec<u8>),
+    ClearStaged,
 }
 
 /// What the node sees: the durable image plus every pending change.
@@ -142,6 +144,8 @@ fn replay_machine(machine: &MemoryStateMachine, changes: &[MachineChange]) -> St
                 write.clear()?;
             }
             MachineChange::Applied(applied) => write.set_applied_state(applied)?,
+            MachineChange::Stage(seq, bytes) => write.stage(*seq, bytes)?,
+            MachineChange::ClearStaged => write.clear_staged()?,
         }
     }
     write.commit()

@@ -120,12 +120,28 @@ impl StateRead for SimWrite<'_> {
     fn applied_state(&self) -> StorageResult<AppliedState> {
         self.inner.applied_state()
     }
+
+    fn staged(&self, seq: u64) -> StorageResult<Option<Vec<u8>>> {
+        self.inner.staged(seq)
+    }
 }
 
 impl StateWrite for SimWrite<'_> {
     fn set_applied_state(&mut self, state: &AppliedState) -> StorageResult<()> {
         self.inner.set_applied_state(state)?;
         self.changes.push(MachineChange::Applied(state.clone()));
+        Ok(())
+    }
+
+    fn stage(&mut self, seq: u64, bytes: &[u8]) -> StorageResult<()> {
+        self.inner.stage(seq, bytes)?;
+        self.changes.push(MachineChange::Stage(seq, bytes.to_vec()));
+        Ok(())
+    }
+
+    fn clear_staged(&mut self) -> StorageResult<()> {
+        self.inner.clear_staged()?;
+        self.changes.push(MachineChange::ClearStaged);
         Ok(())
     }
 

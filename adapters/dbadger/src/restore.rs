@@ -1,0 +1,182 @@
+//! `Db::restore`: replacing the whole cluster's state with a snapshot file, through the log
+//! (see `dbadger_core::restore`): the file is checked here first, then proposed as a `Begin`,
+//! its pieces and a `Commit`, each an ordinary write that any node forwards to the leader.
+//!
+//! A piece whose answer was lost (the leader changed, the deadline passed) is sent again: the
+//! state machine ignores a piece it staged already, so a restore survives a leader crash in
+//! the middle. If the restore cannot go on, it is abandoned with an `Abort` (best effort; a
+//! later restore discards it anyway).
+
+use std::io::{self, Read};
+
+use dbadger_core::restore::RestoreStep;
+use dbadger_core::snapshot_format::verify;
+use dbadger_core::storage::StateMachineStore;
+use dbadger_core::{Command, Outcome, RequestError, Response};
+use tokio::time::Instant;
+
+use crate::node::Node;
+use crate::routing::LEADER_POLL;
+
+/// What a restore did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestoreInfo {
+    /// The revision (log index) of the restore: every restored pair has it.
+    pub revision: u64,
+    /// How many pairs the key space holds now.
+    pub keys: u64,
+}
+
+/// Opens the snapshot file to restore, from its start, as often as asked.
+pub type SnapshotSource<'a> = dyn Fn() -> io::Result<Box<dyn Read + Send>> + Send + Sync + 'a;
+
+/// The largest piece a restore sends: a megabyte, or half the request limit if that is less.
+pub(crate) fn piece_bytes(max_request_bytes: usize) -> usize {
+    (max_request_bytes / 2).clamp(1, 1 << 20)
+}
+
+/// The file's length and CRC-32, after checking that it is a whole, valid snapshot.
+fn measure(source: &SnapshotSource<'_>) -> Result<(u64, u32), RequestError> {
+    let invalid = |error: String| RequestError::Refused {
+        reason: format!("the snapshot cannot be restored: {error}"),
+    };
+    verify(source().map_err(|error| invalid(error.to_string()))?)
+        .map_err(|error| invalid(error.to_string()))?;
+    let mut input = source().map_err(|error| invalid(error.to_string()))?;
+    let mut hasher = crc32fast::Hasher::new();
+    let mut length = 0u64;
+    let mut buffer = vec![0; 1 << 16];
+    loop {
+        let read = input
+            .read(&mut buffer)
+            .map_err(|error| invalid(error.to_string()))?;
+        if read == 0 {
+            return Ok((length, hasher.finalize()));
+        }
+        hasher.update(&buffer[..read]);
+        length += read as u64;
+    }
+}
+
+/// Fills `piece` from `input` as far as it goes; returns how much it read.
+fn fill(input: &mut dyn Read, piece: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < piece.len() {
+        match input.read(&mut piece[filled..]) {
+            Ok(0) => break,
+            Ok(read) => filled += read,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+impl<S: StateMachineStore> Node<S> {
+    /// Proposes one restore step; until `retry_until` (none: never) it is sent again while it
+    /// fails in a way a retry may fix (only pieces are: a piece staged twice counts once).
+    /// Each attempt gets the node's request timeout.
+    async fn restore_step(
+        &self,
+        step: RestoreStep,
+        retry_until: Option<Instant>,
+    ) -> Result<Response, RequestError> {
+        let command = Command::Restore(step);
+        loop {
+            let deadline = Instant::now() + self.request_timeout;
+            match self.write_routed(command.clone(), deadline, true).await {
+                Err(error)
+                    if error.is_retryable()
+                        && retry_until.is_some_and(|until| Instant::now() < until) =>
+                {
+                    tokio::time::sleep(LEADER_POLL).await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
+    /// Replaces the whole cluster's key space with the snapshot `source` opens (see the module
+    /// documentation). Runs from any node.
+    pub(crate) async fn restore(
+        &self,
+        source: &SnapshotSource<'_>,
+    ) -> Result<RestoreInfo, RequestError> {
+        let (bytes, crc) = measure(source)?;
+        let piece = piece_bytes(self.limits.max_request_bytes);
+        let pieces = bytes.div_ceil(piece as u64);
+        let begin = match self
+            .restore_step(RestoreStep::Begin { bytes, pieces, crc }, None)
+            .await?
+        {
+            Response::Written { revision } => revision,
+            other => return Err(unexpected(&other)),
+        };
+        let sent = self.send_pieces(source, begin, piece).await;
+        let committed = match sent {
+            Ok(()) => self.restore_step(RestoreStep::Commit { begin }, None).await,
+            Err(error) => Err(error),
+        };
+        match committed {
+            Ok(Response::Restored { revision, keys }) => Ok(RestoreInfo { revision, keys }),
+            Ok(Response::RestoreFailed { reason }) => Err(RequestError::Refused { reason }),
+            Ok(other) => Err(unexpected(&other)),
+            Err(error) => {
+                if error.outcome() == Outcome::NotApplied {
+                    let _ = self.restore_step(RestoreStep::Abort { begin }, None).await;
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn send_pieces(
+        &self,
+        source: &SnapshotSource<'_>,
+        begin: u64,
+        piece: usize,
+    ) -> Result<(), RequestError> {
+        let mut input = source().map_err(|error| RequestError::Internal(error.to_string()))?;
+        let mut buffer = vec![0; piece];
+        let mut seq = 0;
+        loop {
+            let read = fill(&mut *input, &mut buffer).map_err(|error| {
+                RequestError::Internal(format!("reading the snapshot: {error}"))
+            })?;
+            if read == 0 {
+                return Ok(());
+            }
+            seq += 1;
+            let step = RestoreStep::Piece {
+                begin,
+                seq,
+                data: buffer[..read].to_vec(),
+            };
+            // Long enough to ride out a leader change or two.
+            let retry_until = Instant::now() + self.request_timeout + self.patience * 4;
+            match self.restore_step(step, Some(retry_until)).await? {
+                Response::Written { .. } => {}
+                Response::RestoreFailed { reason } => {
+                    return Err(RequestError::Refused { reason });
+                }
+                other => return Err(unexpected(&other)),
+            }
+        }
+    }
+}
+
+fn unexpected(response: &Response) -> RequestError {
+    RequestError::Internal(format!("unexpected answer to a restore step: {response:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_fit_the_request_limit() {
+        assert_eq!(piece_bytes(3 << 20), 1 << 20);
+        assert_eq!(piece_bytes(1 << 20), 1 << 19);
+        assert_eq!(piece_bytes(1), 1);
+    }
+}
