@@ -44,6 +44,10 @@ pub(crate) struct NodeArgs {
     /// This node's private key (PEM).
     #[arg(long, env = "DBADGER_KEY", requires_all = ["ca", "cert"])]
     key: Option<PathBuf>,
+    /// With --bootstrap on a new data directory: start the new cluster with the state of this
+    /// snapshot file (saved with `dbadger snapshot save` from any cluster).
+    #[arg(long = "restore", value_name = "FILE", requires = "bootstrap", env = "DBADGER_RESTORE")]
+    restore_from: Option<PathBuf>,
     /// Stay a member when stopped (a restart on the same data then resumes its membership);
     /// by default a stopped node leaves the cluster, and rejoins only with --join, as a new
     /// node.
@@ -83,6 +87,7 @@ impl NodeArgs {
             in_memory: self.in_memory,
             start,
             leave_on_stop: !self.no_leave,
+            restore_from: self.restore_from.clone(),
             ..Config::default()
         })
     }

@@ -360,7 +360,10 @@ async fn save(endpoints: &Endpoints, file: &std::path::Path) -> Result<v1::Snaps
     checked
 }
 
-/// Runs `snapshot`: `list` and `save` work; `restore` is not available yet and says so.
+/// The size of the pieces a snapshot file is uploaded in.
+const UPLOAD_PIECE_BYTES: usize = 1 << 20;
+
+/// Runs `snapshot`: `list`, `save FILE` and `restore FILE`.
 pub(crate) async fn snapshot(
     args: SnapshotArgs,
     endpoints: Endpoints,
@@ -394,9 +397,41 @@ pub(crate) async fn snapshot(
             );
             Ok(Exit::Success)
         }
-        SnapshotAction::Restore { .. } => Err(Failure::other(
-            "restoring a snapshot onto a cluster is not available in this version",
-        )),
+        SnapshotAction::Restore { file } => {
+            let bytes = std::fs::read(&file).map_err(|error| {
+                Failure::usage(format!("cannot read {}: {error}", file.display()))
+            })?;
+            dbadger_core::snapshot_format::verify(bytes.as_slice()).map_err(|error| {
+                Failure::usage(format!("{} is not a valid snapshot: {error}", file.display()))
+            })?;
+            let bytes = std::sync::Arc::new(bytes);
+            let restored = endpoints
+                .call(Effect::Write, |channel, within| {
+                    let bytes = std::sync::Arc::clone(&bytes);
+                    async move {
+                        let pieces: Vec<v1::RestoreRequest> = bytes
+                            .chunks(UPLOAD_PIECE_BYTES)
+                            .map(|piece| v1::RestoreRequest {
+                                id: String::new(),
+                                data: piece.to_vec(),
+                            })
+                            .collect();
+                        ClusterClient::new(channel)
+                            .restore(request(futures_util::stream::iter(pieces), within))
+                            .await
+                    }
+                })
+                .await?
+                .into_inner();
+            output.print(
+                &[format!(
+                    "restored {} keys at revision {}",
+                    restored.keys, restored.revision
+                )],
+                json!({ "revision": restored.revision, "keys": restored.keys }),
+            );
+            Ok(Exit::Success)
+        }
     }
 }
 
