@@ -136,6 +136,12 @@ fn progress(txn: &(impl StateRead + ?Sized)) -> StorageResult<Option<Progress>> 
     Ok(txn.staged(0)?.as_deref().and_then(Progress::decode))
 }
 
+/// The restore staged now, if any: the index of its `Begin` and the number of the next piece
+/// it waits for.
+pub fn staged_restore(view: &(impl StateRead + ?Sized)) -> StorageResult<Option<(u64, u64)>> {
+    Ok(progress(view)?.map(|staged| (staged.begin, staged.next)))
+}
+
 /// Whether the state machine may build a snapshot now: not while a restore is staged (see the
 /// module documentation).
 pub fn snapshot_allowed(view: &(impl StateRead + ?Sized)) -> StorageResult<bool> {

@@ -269,3 +269,41 @@ async fn a_new_cluster_starts_from_a_saved_snapshot() {
     })
     .await;
 }
+
+/// A restore whose client went away (begun, never committed) holds snapshots back only until
+/// the leader's snapshot timer sees it make no progress for a whole period and aborts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_restore_is_aborted_by_the_timer() {
+    guarded(GUARD, async {
+        let node = start_node_with(StartMode::Bootstrap, &|config| {
+            config.snapshot_interval = Duration::from_millis(100);
+        })
+        .await;
+        let begun = node
+            .db
+            .execute(dbadger::Command::Restore(dbadger::RestoreStep::Begin {
+                bytes: 10,
+                pieces: 1,
+                crc: 0,
+            }))
+            .await
+            .expect("begin");
+        assert!(begun.revision().is_some());
+        assert!(matches!(
+            node.db.snapshot().await,
+            Err(Error::Refused { .. })
+        ));
+        let started = std::time::Instant::now();
+        loop {
+            match node.db.snapshot().await {
+                Ok(_) => break,
+                Err(Error::Refused { .. }) if started.elapsed() < Duration::from_secs(10) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(error) => panic!("the abandoned restore was not aborted: {error:?}"),
+            }
+        }
+        node.db.close().await;
+    })
+    .await;
+}

@@ -46,7 +46,12 @@ pub(crate) struct NodeArgs {
     key: Option<PathBuf>,
     /// With --bootstrap on a new data directory: start the new cluster with the state of this
     /// snapshot file (saved with `dbadger snapshot save` from any cluster).
-    #[arg(long = "restore", value_name = "FILE", requires = "bootstrap", env = "DBADGER_RESTORE")]
+    #[arg(
+        long = "restore",
+        value_name = "FILE",
+        requires = "bootstrap",
+        env = "DBADGER_RESTORE"
+    )]
     restore_from: Option<PathBuf>,
     /// Stay a member when stopped (a restart on the same data then resumes its membership);
     /// by default a stopped node leaves the cluster, and rejoins only with --join, as a new

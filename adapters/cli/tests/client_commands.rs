@@ -167,7 +167,13 @@ fn the_client_commands_drive_a_three_node_cluster() {
     // Restoring it after a change brings the saved state back on every node.
     let changed = run(&["put", "greeting", "changed", "--endpoints", &follower.addr]);
     assert_eq!(changed.status.code(), Some(0), "{changed:?}");
-    let restore = run(&["snapshot", "restore", backup_arg, "--endpoints", &other.addr]);
+    let restore = run(&[
+        "snapshot",
+        "restore",
+        backup_arg,
+        "--endpoints",
+        &other.addr,
+    ]);
     assert_eq!(restore.status.code(), Some(0), "{restore:?}");
     for node in &nodes {
         let read = run(&["get", "greeting", "--endpoints", &node.addr]);

@@ -58,6 +58,7 @@ mod timed_store;
 pub use answers::{CompareAndSetOutcome, Deleted, DeletedKeys, Range};
 pub use db::Db;
 /// The snapshot file format, to read or verify an exported snapshot.
+pub use dbadger_core::restore::RestoreStep;
 pub use dbadger_core::snapshot_format;
 pub use dbadger_core::{
     Command, Config, Expected, KeyValue, Limits, Lookup, NewValue, NodeId, Outcome, PemSource,

@@ -11,6 +11,7 @@ use std::sync::Weak;
 use std::time::Duration;
 
 use dbadger_core::raft_types::SnapshotMeta;
+use dbadger_core::restore::RestoreStep;
 use dbadger_core::snapshot_format::{snapshot_id, verify};
 use dbadger_core::storage::{SnapshotData, StateMachineStore, StateRead};
 use dbadger_core::{Outcome, RequestError, StorageError};
@@ -106,6 +107,13 @@ impl<S: StateMachineStore> Node<S> {
             .snapshot()
             .await
             .map_err(|fatal| stopped(&fatal, Outcome::NotApplied))?;
+        if !dbadger_core::restore::snapshot_allowed(&self.store.read().map_err(storage_failed)?)
+            .map_err(storage_failed)?
+        {
+            return Err(RequestError::Refused {
+                reason: "a restore is in progress; take the snapshot once it is done".to_owned(),
+            });
+        }
         let target_index = target.map(|id| id.index);
         self.raft
             .wait(Some(remaining(deadline)))
@@ -158,6 +166,7 @@ pub(crate) async fn run_snapshot_timer<S: StateMachineStore>(
         return;
     };
     let period = timer_period(interval, id);
+    let mut staged_at_last_tick = None;
     loop {
         tokio::time::sleep(period).await;
         let Some(node) = node.upgrade() else {
@@ -175,9 +184,36 @@ pub(crate) async fn run_snapshot_timer<S: StateMachineStore>(
         if !running {
             return;
         }
+        staged_at_last_tick = node.abandon_stalled_restore(staged_at_last_tick).await;
         if snapshot_due(applied, snapshot) && node.raft.trigger().snapshot().await.is_err() {
             return;
         }
+    }
+}
+
+impl<S: StateMachineStore> Node<S> {
+    /// On the leader: a restore staged at the last tick that has not moved since was abandoned
+    /// (its client stopped): abort it, so that snapshots, which a staged restore holds back,
+    /// resume. Returns the staged restore to compare with at the next tick.
+    async fn abandon_stalled_restore(&self, last_tick: Option<(u64, u64)>) -> Option<(u64, u64)> {
+        let staged = self
+            .store
+            .read()
+            .and_then(|view| dbadger_core::restore::staged_restore(&view))
+            .ok()
+            .flatten();
+        let leads = self.raft.metrics().borrow_watched().state == ServerState::Leader;
+        if let Some((begin, _)) = staged
+            && leads
+            && staged == last_tick
+        {
+            tracing::warn!(begin, "abandoning a restore that made no progress");
+            let abort = dbadger_core::Command::Restore(RestoreStep::Abort { begin });
+            let deadline = Instant::now() + self.request_timeout;
+            let _ = self.write_routed(abort, deadline, false).await;
+            return None;
+        }
+        staged
     }
 }
 

@@ -402,7 +402,10 @@ pub(crate) async fn snapshot(
                 Failure::usage(format!("cannot read {}: {error}", file.display()))
             })?;
             dbadger_core::snapshot_format::verify(bytes.as_slice()).map_err(|error| {
-                Failure::usage(format!("{} is not a valid snapshot: {error}", file.display()))
+                Failure::usage(format!(
+                    "{} is not a valid snapshot: {error}",
+                    file.display()
+                ))
             })?;
             let bytes = std::sync::Arc::new(bytes);
             let restored = endpoints
