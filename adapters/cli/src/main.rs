@@ -45,9 +45,9 @@ enum Commands {
     Status(cluster::StatusArgs),
     /// List, add, remove or promote members.
     Members(cluster::MembersArgs),
-    /// Save a snapshot to a file or restore one (not available yet).
+    /// List, save or restore snapshots.
     Snapshot(cluster::SnapshotArgs),
-    /// Recover a cluster from a single survivor (not available yet).
+    /// How to recover a cluster from a single survivor (`dbadger node --recover`).
     Recover(cluster::RecoverArgs),
     /// Write a test CA and node certificates for mutual TLS.
     Certs(certs::CertsArgs),

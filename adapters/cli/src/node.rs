@@ -32,9 +32,14 @@ pub(crate) struct NodeArgs {
         value_delimiter = ','
     )]
     join: Vec<String>,
-    /// Turn this node's data into a new one-node cluster after losing the others.
+    /// Turn this node's data into a new one-node cluster after losing the others (refused
+    /// while enough of the old voters answer to form a quorum, unless --force).
     #[arg(long, env = "DBADGER_RECOVER")]
     recover: bool,
+    /// With --recover: recover even though a quorum of the old cluster answers (those nodes
+    /// must then be stopped and wiped).
+    #[arg(long, requires = "recover", env = "DBADGER_FORCE_RECOVER")]
+    force: bool,
     /// Cluster CA certificate (PEM) for mutual TLS.
     #[arg(long, env = "DBADGER_CA", requires_all = ["cert", "key"])]
     ca: Option<PathBuf>,
@@ -73,9 +78,6 @@ impl NodeArgs {
     fn config(&self) -> Result<Config, String> {
         let start = StartMode::from_flags(self.bootstrap, self.join.clone(), self.recover)
             .map_err(|e| e.to_string())?;
-        if matches!(start, StartMode::Recover) {
-            return Err("--recover is not available in this build yet".to_owned());
-        }
         let tls = match (&self.ca, &self.cert, &self.key) {
             (Some(ca), Some(cert), Some(key)) => Some(TlsConfig {
                 ca: PemSource::Path(ca.clone()),
@@ -93,6 +95,7 @@ impl NodeArgs {
             start,
             leave_on_stop: !self.no_leave,
             restore_from: self.restore_from.clone(),
+            force_recover: self.force,
             ..Config::default()
         })
     }

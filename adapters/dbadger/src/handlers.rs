@@ -219,6 +219,11 @@ impl<S: StateMachineStore> ClusterHandler for Node<S> {
                 purged_index: status.purged_index,
                 state: status.state.to_owned(),
             }),
+            cluster_id: if status.cluster_id == 0 {
+                String::new()
+            } else {
+                format!("{:016x}", status.cluster_id)
+            },
         }
     }
 }

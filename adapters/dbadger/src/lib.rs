@@ -42,6 +42,7 @@ mod metrics;
 mod node;
 mod node_status;
 mod peer_addresses;
+mod recover;
 mod requests;
 mod restore;
 mod role_log;

@@ -65,12 +65,12 @@ impl<S: StateMachineStore> Node<S> {
 }
 
 impl<S: StateMachineStore> Node<S> {
-    /// After a restart with another advertised address, asks the cluster (through any other
-    /// member: they pass it to the leader) to record the new one, retrying until it is
+    /// After a restart with another advertised address (or a recovery, which records the
+    /// configured one), asks the leader (through the usual forwarding; this node, when it
+    /// leads alone) to record the address this node really advertises, retrying until it is
     /// recorded or the node stops. A node that is not a member, or whose address is unchanged,
     /// has nothing to announce.
     pub(crate) async fn announce_address(&self) {
-        let mut announced = false;
         loop {
             let status = crate::node::Engine::status(self);
             if status.failure.is_some() || status.state == "shutdown" {
@@ -82,42 +82,24 @@ impl<S: StateMachineStore> Node<S> {
                 return;
             };
             if *recorded == self.addr {
-                if announced {
-                    tracing::info!(addr = %self.addr, "the cluster recorded this node's new address");
-                }
                 return;
             }
-            for (_, member_addr, _) in status.members.iter().filter(|(id, _, _)| *id != self.id) {
-                let recorded = self
-                    .forwarder
-                    .add_member(
-                        member_addr,
-                        self.id,
-                        &self.addr,
-                        !voter,
-                        self.request_timeout,
-                    )
-                    .await;
-                if recorded.is_ok() {
-                    announced = true;
-                    break;
+            let change = MembershipChange::Add {
+                id: self.id,
+                addr: self.addr.clone(),
+                learner_only: !voter,
+            };
+            let deadline = Instant::now() + self.request_timeout;
+            match self.change_membership_routed(change, deadline, true).await {
+                Ok(()) => {
+                    tracing::info!(addr = %self.addr, "the cluster recorded this node's address");
+                    return;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, "recording this node's address failed; retrying");
+                    tokio::time::sleep(self.patience).await;
                 }
             }
-            // Wait for the change to reach this node's own log (or for the next attempt).
-            let _ = self
-                .raft
-                .wait(Some(self.patience))
-                .metrics(
-                    |metrics| {
-                        metrics
-                            .membership_config
-                            .membership()
-                            .get_node(&self.id)
-                            .is_none_or(|node| node.addr == self.addr)
-                    },
-                    "the new address is recorded",
-                )
-                .await;
         }
     }
 }

@@ -87,6 +87,8 @@ pub(crate) struct Node<S: StateMachineStore> {
     /// one election timeout (openraft's `election_timeout_max`).
     pub(crate) patience: Duration,
     pub(crate) metrics: Arc<Metrics>,
+    /// This node's fencing identity: its cluster id.
+    pub(crate) fence: Arc<dbadger_grpc::Fence>,
 }
 
 pub(crate) fn remaining(deadline: Instant) -> Duration {
@@ -246,6 +248,7 @@ impl<S: StateMachineStore> Engine for Node<S> {
                 })
                 .unwrap_or_default(),
             failure: failure_of(&metrics.running_state),
+            cluster_id: self.fence.cluster(),
         }
     }
 

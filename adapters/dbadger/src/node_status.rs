@@ -33,6 +33,9 @@ pub struct NodeStatus {
     /// Why the node's Raft core stopped, if it failed (its disk, most likely): the node then
     /// serves nothing until it is restarted.
     pub failure: Option<String>,
+    /// The id of the cluster the node belongs to (0 until it knows): a recovery founds a new
+    /// one, and nodes refuse Raft RPCs from any other.
+    pub cluster_id: u64,
 }
 
 impl NodeStatus {

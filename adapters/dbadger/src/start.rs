@@ -11,7 +11,9 @@ use dbadger_core::raft_types::{Node as NodeAddress, NodeId, RaftTypes, Vote};
 use dbadger_core::storage::memory::{MemoryLogStore, MemoryStateMachine};
 use dbadger_core::storage::{LogStore, StateMachineStore};
 use dbadger_core::{Config, PemSource, StartMode, TlsConfig};
-use dbadger_grpc::{Forwarder, GrpcNetwork, PeerOptions, PeerTransport, RaftService, TlsMaterial};
+use dbadger_grpc::{
+    Fence, Forwarder, GrpcNetwork, PeerOptions, PeerTransport, RaftService, TlsMaterial,
+};
 use dbadger_lmdb::{LmdbOptions, LmdbStore};
 use openraft::Raft;
 use tokio::time::Instant;
@@ -26,7 +28,7 @@ use crate::timed_store::TimedStore;
 
 /// A fresh node id from the operating system's randomness (the hasher keys of `RandomState`)
 /// and the clock; drawn once per data directory and stored.
-fn random_node_id() -> NodeId {
+pub(crate) fn random_node_id() -> NodeId {
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u128(
         SystemTime::now()
@@ -34,6 +36,13 @@ fn random_node_id() -> NodeId {
             .map_or(0, |elapsed| elapsed.as_nanos()),
     );
     hasher.finish().max(1)
+}
+
+/// The id of the cluster node `founder` bootstraps (or recovers into): derived from the
+/// founder's id, itself drawn at random for each data directory, so every founding gives a new
+/// one (and the simulator's stay reproducible).
+pub(crate) fn founded_cluster(founder: NodeId) -> u64 {
+    (founder.rotate_left(29) ^ 0x9e37_79b9_7f4a_7c15).max(1)
 }
 
 /// A leader that restarts would resume leading its term (openraft restores a committed vote
@@ -91,7 +100,7 @@ const RELEASE_PATIENCE: Duration = Duration::from_secs(5);
 /// Opens the LMDB store in `dir`. A node of this process that was closed on the same directory
 /// may still be letting go of it (openraft's tasks drop their handles a moment after
 /// shutdown): the open is retried while the directory is busy, up to [`RELEASE_PATIENCE`].
-async fn open_when_released(
+pub(crate) async fn open_when_released(
     dir: &std::path::Path,
     options: LmdbOptions,
 ) -> Result<LmdbStore, StartError> {
@@ -134,6 +143,15 @@ impl Db {
                 crate::lifecycle::discard_left_node(&config.data_dir)
                     .map_err(|error| StartError::Storage(dbadger_core::StorageError::Io(error)))?;
             }
+            if config.start == StartMode::Recover {
+                let transport =
+                    PeerTransport::new(config.tls.as_ref().map(load_tls).transpose()?.as_ref());
+                let addr = config
+                    .advertise
+                    .clone()
+                    .unwrap_or_else(|| config.bind.clone());
+                crate::recover::recover(&config, options.clone(), &transport, &addr).await?;
+            }
             let store = open_when_released(&config.data_dir, options).await?;
             let id = store.node_id(random_node_id)?;
             let (log, machine) = store.into_parts();
@@ -164,6 +182,19 @@ impl Db {
         let metrics = Metrics::new();
         let store = Arc::new(TimedStore::new(machine, Arc::clone(&metrics)));
         step_down_after_restart(&log, id)?;
+        let log = Arc::new(log);
+        let fence = {
+            let recorder = Arc::clone(&log);
+            Fence::new(
+                id,
+                log.cluster_id()?.unwrap_or(0),
+                Box::new(move |cluster| {
+                    if let Err(error) = recorder.save_cluster_id(cluster) {
+                        tracing::warn!(%error, "could not record the cluster id");
+                    }
+                }),
+            )
+        };
         let network = GrpcNetwork::<<S as StateMachineStore>::Snapshot>::new(
             transport.clone(),
             PeerOptions {
@@ -172,13 +203,14 @@ impl Db {
                 retry_min: config.peer_retry_min,
                 retry_max: config.peer_retry_max,
             },
-        );
+        )
+        .with_fence(Arc::clone(&fence));
         let peer_addresses = network.addresses();
         let raft: Raft<RaftTypes<Runtime>, _> = Raft::new(
             id,
             raft_config,
             network,
-            RaftLog::new(Arc::new(log)),
+            RaftLog::new(log),
             RaftStateMachineStore::new(Arc::clone(&store)).with_limits(config.limits),
         )
         .await
@@ -196,6 +228,7 @@ impl Db {
             request_timeout: config.request_timeout,
             patience,
             metrics: Arc::clone(&metrics),
+            fence: Arc::clone(&fence),
         });
         let stop = StopSignal::new();
         let services = Services {
@@ -205,7 +238,8 @@ impl Db {
                 Arc::clone(&node) as Arc<dyn dbadger_grpc::ForwardHandler>,
                 stop.fired(),
             )
-            .with_max_snapshot_bytes(config.max_storage_bytes),
+            .with_max_snapshot_bytes(config.max_storage_bytes)
+            .with_fence(Arc::clone(&fence)),
             node: Arc::clone(&node),
             tls,
             max_message_bytes,
@@ -238,6 +272,7 @@ impl Db {
                 raft.initialize(members)
                     .await
                     .map_err(|error| StartError::Raft(error.to_string()))?;
+                fence.found(founded_cluster(id));
                 if let Some(file) = &config.restore_from
                     && let Err(error) = db.restore(file).await
                 {

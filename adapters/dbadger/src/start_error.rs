@@ -30,6 +30,10 @@ pub enum StartError {
     /// `StartMode::Join`.
     #[error("{0}")]
     Left(String),
+    /// Recovering the node into a new cluster was refused or failed; its data is unchanged
+    /// unless the message says otherwise.
+    #[error("recovery: {0}")]
+    Recover(String),
     /// The snapshot a new cluster was to start from could not be restored.
     #[error("restoring the snapshot failed: {0}")]
     Restore(RequestError),

@@ -15,6 +15,7 @@ mod append_pipeline;
 mod cluster_service;
 pub mod convert;
 mod error;
+pub mod fence;
 mod forward;
 mod kv_service;
 #[cfg(not(madsim))]
@@ -31,6 +32,7 @@ pub use cluster_service::{
     ClusterHandler, ClusterService, DEFAULT_MAX_UPLOAD_BYTES, RestoreSource, SnapshotBytes,
 };
 pub use error::WireError;
+pub use fence::Fence;
 pub use forward::{ForwardError, ForwardHandler, Forwarder, MAX_FORWARD_CHANNELS};
 pub use kv_service::{KvHandler, KvService};
 #[cfg(not(madsim))]

@@ -26,6 +26,7 @@ use tonic::transport::Channel;
 
 use crate::PeerTransport;
 use crate::append_pipeline::{AnswerItem, PipelineRequests, pipeline};
+use crate::fence::Fence;
 use crate::peer_link::{PeerLink, PeerOptions};
 use crate::rpc_failure::Failure;
 
@@ -44,10 +45,20 @@ pub struct GrpcNetwork<D> {
     /// One entry per peer id this node ever replicated to or asked for a vote: bounded by
     /// the membership's history, not by traffic. Shared with [`PeerAddresses`].
     links: Arc<Mutex<HashMap<NodeId, PeerLink>>>,
+    fence: Option<Arc<Fence>>,
     _snapshot: PhantomData<fn() -> D>,
 }
 
 impl<D> GrpcNetwork<D> {
+    /// The same factory, its clients stamping every RPC with `fence`'s headers (see
+    /// [`crate::fence`]).
+    pub fn with_fence(self, fence: Arc<Fence>) -> GrpcNetwork<D> {
+        GrpcNetwork {
+            fence: Some(fence),
+            ..self
+        }
+    }
+
     /// A factory whose clients reach peers over `transport` as `options` say.
     ///
     /// openraft gives append-entries and heartbeat RPCs the heartbeat interval as their deadline
@@ -61,6 +72,7 @@ impl<D> GrpcNetwork<D> {
             options,
             transport,
             links: Arc::default(),
+            fence: None,
             _snapshot: PhantomData,
         }
     }
@@ -156,6 +168,7 @@ where
             min_rpc_timeout: options.min_rpc_timeout,
             link,
             target,
+            fence: self.fence.clone(),
             _snapshot: PhantomData,
         }
     }
@@ -164,6 +177,7 @@ where
 /// The Raft RPC client for one peer.
 pub struct GrpcRaftClient<D> {
     target: NodeId,
+    fence: Option<Arc<Fence>>,
     min_rpc_timeout: Duration,
     link: PeerLink,
     _snapshot: PhantomData<fn() -> D>,
@@ -189,6 +203,11 @@ impl<D> GrpcRaftClient<D> {
         self.link.client()
     }
 
+    /// A request to this client's peer, with the fencing headers.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        fenced(self.fence.as_deref(), message, self.target)
+    }
+
     /// One unary RPC, once the peer's backoff allows: `send` makes the call on a client of
     /// the peer, under the option's deadline; `decode` converts the answer.
     async fn unary<RT, Answer, Sent, T>(
@@ -208,6 +227,13 @@ impl<D> GrpcRaftClient<D> {
         };
         self.link.observe(&answer);
         decode(answer.map_err(Failure::into_rpc::<RT>)?).map_err(malformed::<RT>)
+    }
+}
+
+fn fenced<T>(fence: Option<&Fence>, message: T, to: NodeId) -> tonic::Request<T> {
+    match fence {
+        Some(fence) => fence.request(message, to),
+        None => tonic::Request::new(message),
     }
 }
 
@@ -240,7 +266,7 @@ where
         rpc: AppendEntriesRequest<Types<RT>>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<Types<RT>>, RPCError<Types<RT>>> {
-        let request = wire::append_request_to_wire(&rpc);
+        let request = self.request(wire::append_request_to_wire(&rpc));
         self.unary::<RT, _, _, _>(
             &option,
             |mut client| async move { client.append_entries(request).await },
@@ -274,6 +300,7 @@ where
         }
         let patience = self.deadline(&option);
         let link = self.link.clone();
+        let (fence, target) = (self.fence.clone(), self.target);
         async move {
             // Everything is made once the peer's backoff allows: a pipeline made before the
             // wait would count the wait against its patience and give up at once.
@@ -282,7 +309,7 @@ where
                 let (requests, outgoing) = PipelineRequests::channel();
                 let call = async move {
                     client
-                        .stream_append(outgoing)
+                        .stream_append(fenced(fence.as_deref(), outgoing, target))
                         .await
                         .map(tonic::Response::into_inner)
                 }
@@ -299,7 +326,7 @@ where
         rpc: VoteRequest<Types<RT>>,
         option: RPCOption,
     ) -> Result<VoteResponse<Types<RT>>, RPCError<Types<RT>>> {
-        let request = wire::vote_request_to_wire(&rpc);
+        let request = self.request(wire::vote_request_to_wire(&rpc));
         self.unary::<RT, _, _, _>(
             &option,
             |mut client| async move { client.vote(request).await },
@@ -313,7 +340,7 @@ where
         rpc: VoteRequest<Types<RT>>,
         option: RPCOption,
     ) -> Result<VoteResponse<Types<RT>>, RPCError<Types<RT>>> {
-        let request = wire::vote_request_to_wire(&rpc);
+        let request = self.request(wire::vote_request_to_wire(&rpc));
         self.unary::<RT, _, _, _>(
             &option,
             |mut client| async move { client.pre_vote(request).await },
@@ -342,7 +369,7 @@ where
         })?;
         let chunks = futures_util::stream::iter([header]).chain(data_chunks(reader));
         let ttl = self.deadline(&option);
-        let transfer = call(ttl, client.install_snapshot(chunks));
+        let transfer = call(ttl, client.install_snapshot(self.request(chunks)));
         let response = futures_util::select_biased! {
             closed = cancel.fuse() => return Err(StreamingError::Closed(closed)),
             response = Box::pin(transfer).fuse() => response,
@@ -367,7 +394,7 @@ where
         request: TransferLeaderRequest<Types<RT>>,
         option: RPCOption,
     ) -> Result<TransferLeaderResponse<Types<RT>>, RPCError<Types<RT>>> {
-        let request = wire::transfer_request_to_wire(&request);
+        let request = self.request(wire::transfer_request_to_wire(&request));
         self.unary::<RT, _, _, _>(
             &option,
             |mut client| async move { client.transfer_leader(request).await },

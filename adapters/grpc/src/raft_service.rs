@@ -20,6 +20,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::WireError;
 use crate::convert::raft as wire;
 use crate::convert::raft_rules::{self, check_snapshot};
+use crate::fence::Fence;
 use crate::forward::{ForwardHandler, serve_forward};
 
 /// The `dbadger.v1.Raft` service of one node.
@@ -29,6 +30,7 @@ pub struct RaftService<RT: AsyncRuntime, S: StateMachineStore> {
     forwarded: Arc<dyn ForwardHandler>,
     closing: Shared<BoxFuture<'static, ()>>,
     max_snapshot_bytes: u64,
+    fence: Option<Arc<Fence>>,
 }
 
 /// The largest snapshot a [`RaftService`] accepts unless told otherwise: 64 GiB, the default
@@ -54,6 +56,24 @@ impl<RT: AsyncRuntime, S: StateMachineStore> RaftService<RT, S> {
             forwarded,
             closing: closing.boxed().shared(),
             max_snapshot_bytes: DEFAULT_MAX_SNAPSHOT_BYTES,
+            fence: None,
+        }
+    }
+
+    /// The same service refusing Raft RPCs from another cluster or for another node (see
+    /// [`crate::fence`]).
+    pub fn with_fence(self, fence: Arc<Fence>) -> RaftService<RT, S> {
+        RaftService {
+            fence: Some(fence),
+            ..self
+        }
+    }
+
+    /// Refuses an RPC its fencing headers say is not for this node.
+    fn check_fence<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        match &self.fence {
+            Some(fence) => fence.check(request.metadata()),
+            None => Ok(()),
         }
     }
 
@@ -117,6 +137,7 @@ where
         &self,
         request: Request<v1::AppendEntriesRequest>,
     ) -> Result<Response<v1::AppendEntriesResponse>, Status> {
+        self.check_fence(&request)?;
         let rpc = wire::append_request_from_wire::<RT>(request.into_inner())?;
         self.check_append(&rpc)?;
         let response = self.raft.append_entries(rpc).await.map_err(stopped)?;
@@ -132,6 +153,7 @@ where
         &self,
         request: Request<Streaming<v1::AppendEntriesRequest>>,
     ) -> Result<Response<Self::StreamAppendStream>, Status> {
+        self.check_fence(&request)?;
         let malformed: Arc<Mutex<Option<Status>>> = Arc::default();
         let checker = self.raft.clone();
         let input = futures_util::stream::unfold(
@@ -179,6 +201,7 @@ where
         &self,
         request: Request<v1::VoteRequest>,
     ) -> Result<Response<v1::VoteResponse>, Status> {
+        self.check_fence(&request)?;
         let rpc = wire::vote_request_from_wire::<RT>(request.into_inner())?;
         let response = self.raft.vote(rpc).await.map_err(stopped)?;
         Ok(Response::new(wire::vote_response_to_wire(&response)))
@@ -188,6 +211,7 @@ where
         &self,
         request: Request<v1::VoteRequest>,
     ) -> Result<Response<v1::VoteResponse>, Status> {
+        self.check_fence(&request)?;
         let rpc = wire::vote_request_from_wire::<RT>(request.into_inner())?;
         let response = self.raft.pre_vote(rpc).await.map_err(stopped)?;
         Ok(Response::new(wire::vote_response_to_wire(&response)))
@@ -199,6 +223,7 @@ where
         &self,
         request: Request<Streaming<v1::SnapshotChunk>>,
     ) -> Result<Response<v1::InstallSnapshotResponse>, Status> {
+        self.check_fence(&request)?;
         let mut chunks = request.into_inner();
         let header = match chunks.message().await?.and_then(|chunk| chunk.chunk) {
             Some(v1::snapshot_chunk::Chunk::Header(header)) => header,
@@ -275,6 +300,7 @@ where
         &self,
         request: Request<v1::TransferLeaderRequest>,
     ) -> Result<Response<v1::TransferLeaderResponse>, Status> {
+        self.check_fence(&request)?;
         let rpc = wire::transfer_request_from_wire::<RT>(request.into_inner())?;
         let response = self
             .raft

@@ -36,6 +36,8 @@ pub(crate) const VOTE_KEY: &str = "vote";
 pub(crate) const COMMITTED_KEY: &str = "committed";
 pub(crate) const LAST_PURGED_KEY: &str = "last_purged";
 pub(crate) const NODE_ID_KEY: &str = "node_id";
+/// The id of the cluster the node belongs to (fencing: see the dbadger crate's `fencing`).
+pub(crate) const CLUSTER_ID_KEY: &str = "cluster_id";
 /// Keys of `state_meta`.
 pub(crate) const LAST_APPLIED_KEY: &str = "last_applied";
 pub(crate) const MEMBERSHIP_KEY: &str = "membership";

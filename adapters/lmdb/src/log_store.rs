@@ -23,7 +23,9 @@ use dbadger_core::raft_types::{LogEntry, LogId, Vote};
 use dbadger_core::storage::{FlushCallback, LogBounds, LogStore, StorageResult};
 
 use crate::damaged;
-use crate::environment::{COMMITTED_KEY, LAST_PURGED_KEY, NODE_ID_KEY, Shared, VOTE_KEY};
+use crate::environment::{
+    CLUSTER_ID_KEY, COMMITTED_KEY, LAST_PURGED_KEY, NODE_ID_KEY, Shared, VOTE_KEY,
+};
 use crate::faults::FaultPoint;
 
 /// Counters of the writer thread, for benchmarks and metrics.
@@ -67,6 +69,7 @@ enum MetaWrite {
     TruncateAfter(Option<LogId>),
     Purge(LogId),
     NodeId(u64),
+    ClusterId(u64),
 }
 
 enum Job {
@@ -138,6 +141,15 @@ impl LmdbLogStore {
     }
 
     pub(crate) fn node_id(&self, generate: impl FnOnce() -> u64) -> StorageResult<u64> {
+        if let Some(id) = self.stored_u64(NODE_ID_KEY, "node id")? {
+            return Ok(id);
+        }
+        let id = generate();
+        self.write_and_wait(MetaWrite::NodeId(id))?;
+        Ok(id)
+    }
+
+    fn stored_u64(&self, key: &str, what: &'static str) -> StorageResult<Option<u64>> {
         let txn = self
             .shared
             .env
@@ -147,18 +159,15 @@ impl LmdbLogStore {
             .shared
             .dbs
             .raft_meta
-            .get(&txn, NODE_ID_KEY)
+            .get(&txn, key)
             .map_err(|e| self.shared.error(e))?;
-        if let Some(bytes) = stored {
-            let bytes: [u8; 8] = bytes
-                .try_into()
-                .map_err(|_| damaged("node id", "not eight bytes"))?;
-            return Ok(u64::from_be_bytes(bytes));
-        }
-        drop(txn);
-        let id = generate();
-        self.write_and_wait(MetaWrite::NodeId(id))?;
-        Ok(id)
+        stored
+            .map(|bytes| {
+                <[u8; 8]>::try_from(bytes)
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| damaged(what, "not eight bytes"))
+            })
+            .transpose()
     }
 
     fn overlay(&self) -> MutexGuard<'_, Overlay> {
@@ -204,6 +213,14 @@ impl Drop for LmdbLogStore {
 }
 
 impl LogStore for LmdbLogStore {
+    fn cluster_id(&self) -> StorageResult<Option<u64>> {
+        self.stored_u64(CLUSTER_ID_KEY, "cluster id")
+    }
+
+    fn save_cluster_id(&self, id: u64) -> StorageResult<()> {
+        self.write_and_wait(MetaWrite::ClusterId(id))
+    }
+
     fn log_bounds(&self) -> StorageResult<LogBounds> {
         // The overlay is read before LMDB: an entry the writer commits in between is then in
         // one of the two, never in neither.
@@ -517,6 +534,10 @@ fn write_group(shared: &Shared, group: &[Job]) -> StorageResult<()> {
                 MetaWrite::NodeId(id) => dbs
                     .raft_meta
                     .put(&mut txn, NODE_ID_KEY, &id.to_be_bytes())
+                    .map_err(|e| shared.error(e))?,
+                MetaWrite::ClusterId(id) => dbs
+                    .raft_meta
+                    .put(&mut txn, CLUSTER_ID_KEY, &id.to_be_bytes())
                     .map_err(|e| shared.error(e))?,
             },
         }

@@ -100,6 +100,10 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Bootstrap, join, recover or resume.
     pub start: StartMode,
+    /// With `StartMode::Recover`: recover even though enough voters of the old cluster answer
+    /// to form a quorum with this node (they must then be stopped and wiped: they would form a
+    /// second cluster). Default false.
+    pub force_recover: bool,
     /// With `StartMode::Bootstrap` on a new data directory: the new cluster starts with the
     /// state of this snapshot file (one saved from any cluster), restored as its first write.
     /// Ignored once the node holds a cluster. Default none.
@@ -177,6 +181,7 @@ impl Default for Config {
             disk_write_timeout: Duration::from_secs(30),
             max_queued_log_writes: 4096,
             restore_from: None,
+            force_recover: false,
             max_storage_bytes: 64 << 30,
             limits: Limits::default(),
         }
@@ -243,12 +248,7 @@ impl Config {
                 first: "recover",
                 second: "in_memory",
             }),
-            StartMode::Recover => Err(ConfigError::OutOfRange {
-                option: "start",
-                value: "recover".to_owned(),
-                rule: "recovering a survivor is not available in this version",
-            }),
-            StartMode::Resume | StartMode::Bootstrap => Ok(()),
+            StartMode::Resume | StartMode::Bootstrap | StartMode::Recover => Ok(()),
         }
     }
 

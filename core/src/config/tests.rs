@@ -232,22 +232,6 @@ fn recover_needs_a_disk() {
     );
 }
 
-/// Recovery is refused until it is available, rather than starting as a plain resume.
-#[test]
-fn recover_is_refused_until_available() {
-    let config = Config {
-        start: StartMode::Recover,
-        ..Config::default()
-    };
-    assert!(matches!(
-        config.validate(),
-        Err(ConfigError::OutOfRange {
-            option: "start",
-            ..
-        })
-    ));
-}
-
 /// A node bound on every interface must say where it is reached: other nodes cannot be told
 /// to dial 0.0.0.0.
 #[test]

@@ -86,6 +86,19 @@ pub trait LogStore: Send + Sync + 'static {
 
     /// Removes every entry up to and including `log_id` and remembers it as the last purged.
     fn purge_through(&self, log_id: &LogId) -> StorageResult<()>;
+
+    /// The id of the cluster this node belongs to, if the store recorded one (fencing; see
+    /// `dbadger_grpc::fence`). The default records none.
+    fn cluster_id(&self) -> StorageResult<Option<u64>> {
+        Ok(None)
+    }
+
+    /// Records the node's cluster id durably. The default records nothing: such a node
+    /// learns its cluster again from its peers after a restart.
+    fn save_cluster_id(&self, id: u64) -> StorageResult<()> {
+        let _ = id;
+        Ok(())
+    }
 }
 
 /// What the state machine has applied: the last log id and the membership in force.

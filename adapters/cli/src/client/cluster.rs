@@ -439,10 +439,12 @@ pub(crate) async fn snapshot(
 }
 
 /// Runs `recover`: recovery is a start mode of the survivor, not a request to a running
-/// cluster.
+/// cluster; the command says how.
 pub(crate) fn recover() -> Result<Exit, Failure> {
     Err(Failure::usage(
-        "recovery after losing a quorum is not available yet (it arrives with the cluster \
-         lifecycle work, as `dbadger node --recover` on the survivor)",
+        "recovery after losing a quorum is done on the survivor itself: stop it, then start it \
+         with `dbadger node --db DIR --recover` (it refuses while a quorum of the old cluster \
+         answers, unless --force); it becomes the leader of a new one-node cluster, and new \
+         nodes join it with --join",
     ))
 }

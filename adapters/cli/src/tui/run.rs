@@ -196,11 +196,27 @@ async fn execute_command(db: &Db, command: Command) -> String {
             .delete_all()
             .await
             .map(|deleted| format!("OK: {} keys deleted", deleted.deleted)),
-        Command::Snapshot | Command::Restore(_) => Ok(
-            "snapshot and restore are not available yet (they arrive with the cluster \
-             lifecycle work)"
-                .to_owned(),
-        ),
+        Command::Snapshot => db.snapshot().await.map(|snapshot| {
+            format!(
+                "OK: snapshot {} (index {}, {} bytes)",
+                snapshot.id, snapshot.index, snapshot.size_bytes
+            )
+        }),
+        // A kept snapshot's id, or a snapshot file's path.
+        Command::Restore(source) => {
+            let path = std::path::Path::new(&source);
+            let restored = if path.is_file() {
+                db.restore(path).await
+            } else {
+                db.restore_snapshot(&source).await
+            };
+            restored.map(|restored| {
+                format!(
+                    "OK: {} keys restored at revision {}",
+                    restored.keys, restored.revision
+                )
+            })
+        }
         Command::Help | Command::Quit => Ok(String::new()),
     };
     outcome.unwrap_or_else(|error| format!("error: {error}"))
