@@ -15,6 +15,7 @@
 mod checks;
 mod failed_flush;
 mod model;
+mod restore_checks;
 mod workload;
 
 use std::sync::Arc;
@@ -78,6 +79,8 @@ pub fn run_conformance<F: StoreFactory>(factory: &F) {
     for seed in 1..=8 {
         checks::agrees_with_reference_model(factory, seed);
     }
+    restore_checks::staging_commits_with_the_transaction(factory);
+    restore_checks::restores_replace_the_key_space(factory);
 }
 
 /// Runs openraft's own storage suite against the store through the generic adapters.

@@ -9,15 +9,106 @@ use crate::command::{Command, Expected, NewValue};
 use crate::limits::Limits;
 use crate::query::Query;
 use crate::response::{KeyValue, Lookup, Response, Versioned};
+use crate::restore::RestoreStep;
 
 /// The obvious, slow semantics of docs/design.md §3, written independently of the rules: linear
 /// filters over a sorted map.
 #[derive(Default)]
 pub struct Model {
     map: BTreeMap<Vec<u8>, (Vec<u8>, u64)>,
+    staged: Option<StagedRestore>,
+}
+
+/// A restore in progress, as plainly as possible: the announced file and the bytes so far.
+struct StagedRestore {
+    begin: u64,
+    bytes: u64,
+    pieces: u64,
+    crc: u32,
+    received: Vec<u8>,
+    next: u64,
+    broken: bool,
 }
 
 impl Model {
+    fn restore(&mut self, step: &RestoreStep, revision: u64) -> Response {
+        let failed = |reason: &str| Response::RestoreFailed {
+            reason: reason.to_owned(),
+        };
+        match step {
+            RestoreStep::Begin { bytes, pieces, crc } => {
+                self.staged = Some(StagedRestore {
+                    begin: revision,
+                    bytes: *bytes,
+                    pieces: *pieces,
+                    crc: *crc,
+                    received: Vec::new(),
+                    next: 1,
+                    broken: false,
+                });
+                Response::Written { revision }
+            }
+            RestoreStep::Piece { begin, seq, data } => {
+                let Some(staged) = self.staged.as_mut().filter(|s| s.begin == *begin) else {
+                    return failed("no such restore");
+                };
+                if *seq < staged.next {
+                    return Response::Written { revision };
+                }
+                if staged.broken || *seq != staged.next || *seq > staged.pieces {
+                    staged.broken = true;
+                    return failed("out of order");
+                }
+                staged.received.extend_from_slice(data);
+                staged.next += 1;
+                Response::Written { revision }
+            }
+            RestoreStep::Abort { begin } => {
+                if self.staged.as_ref().is_some_and(|s| s.begin == *begin) {
+                    self.staged = None;
+                }
+                Response::Written { revision }
+            }
+            RestoreStep::Commit { begin } => {
+                let Some(staged) = self.staged.take().filter(|s| s.begin == *begin) else {
+                    return failed("no such restore");
+                };
+                let whole = !staged.broken
+                    && staged.next == staged.pieces + 1
+                    && staged.received.len() as u64 == staged.bytes
+                    && crc32fast::hash(&staged.received) == staged.crc;
+                let parsed = whole
+                    .then(|| {
+                        crate::snapshot_format::SnapshotReader::open(staged.received.as_slice())
+                    })
+                    .and_then(Result::ok)
+                    .and_then(|(mut reader, _)| {
+                        let mut pairs = Vec::new();
+                        loop {
+                            match reader.next_record() {
+                                Ok(Some(record)) => pairs.push((record.key, record.value)),
+                                Ok(None) => return Some(pairs),
+                                Err(_) => return None,
+                            }
+                        }
+                    });
+                match parsed {
+                    Some(pairs) => {
+                        self.map = pairs
+                            .into_iter()
+                            .map(|(key, value)| (key, (value, revision)))
+                            .collect();
+                        Response::Restored {
+                            revision,
+                            keys: self.map.len() as u64,
+                        }
+                    }
+                    None => failed("not a whole snapshot"),
+                }
+            }
+        }
+    }
+
     /// Every pair: key to (value, revision).
     pub fn pairs(&self) -> &BTreeMap<Vec<u8>, (Vec<u8>, u64)> {
         &self.map
@@ -100,6 +191,7 @@ impl Model {
                 self.map.clear();
                 Response::Deleted { revision, deleted }
             }
+            Command::Restore(step) => self.restore(step, revision),
             Command::CompareAndSet { key, expected, new } => {
                 let current = self.entry(key);
                 let holds = match expected {

@@ -160,6 +160,7 @@ mod tests {
             state: "leader",
             replication: vec![(9, Some(10))],
             failure: None,
+            cluster_id: 0,
         });
         app.log("node started".to_owned());
         app

@@ -6,9 +6,7 @@ use std::path::Path;
 
 use dbadger_core::raft_types::{EntryPayload, LeaderId, LogEntry, LogId};
 use dbadger_core::storage::memory::MemoryStateMachine;
-use dbadger_core::storage::{
-    KvWrite, LogStore, StateMachineStore, StateRead, StateWrite, StorageResult,
-};
+use dbadger_core::storage::{LogStore, StateMachineStore, StateRead, StateWrite, StorageResult};
 use dbadger_core::testing::dump;
 use dbadger_core::{Command as KvCommand, rules};
 use dbadger_lmdb::{LmdbOptions, LmdbStore};
@@ -71,7 +69,7 @@ pub(crate) fn resume_point(log: &impl LogStore) -> (u64, u64) {
 }
 
 /// Applies one log entry's command (blank and membership entries change no data).
-fn apply_entry(txn: &mut impl KvWrite, entry: &LogEntry) -> StorageResult<()> {
+fn apply_entry(txn: &mut impl StateWrite, entry: &LogEntry) -> StorageResult<()> {
     if let EntryPayload::Normal(command) = &entry.payload {
         rules::apply(
             command,
