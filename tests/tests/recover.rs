@@ -111,8 +111,17 @@ async fn a_survivor_recovers_into_a_new_cluster_and_the_old_members_are_fenced()
         );
         lost_b.close().await;
         joiner.db.close().await;
+        let new_id = recovered.id();
+        let recovered_addr = recovered.addr().to_owned();
         recovered.close().await;
+        drop(recovered);
         drop(lost_c);
+        // A restart on the recovered data keeps the new identity.
+        let again = Db::start(restart_config(&dir, &recovered_addr, StartMode::Resume))
+            .await
+            .expect("restarts");
+        assert_eq!(again.id(), new_id, "the recovered identity is kept");
+        again.close().await;
     })
     .await;
 }
@@ -197,6 +206,26 @@ async fn a_forced_recovery_beside_a_live_cluster_is_fenced_off() {
         for node in &nodes {
             node.db.close().await;
         }
+    })
+    .await;
+}
+
+/// A node that is its cluster's only voter (a recovered one started again with the same
+/// flags) has nothing to recover: it starts as it is, same id, same data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovering_the_only_voter_changes_nothing() {
+    guarded(GUARD, async {
+        let node = start_node_with(StartMode::Bootstrap, &|_| {}).await;
+        let revision = set_through_failover(&node.db, b"k", b"v").await;
+        let id = node.db.id();
+        let (dir, addr) = stop(node).await;
+        let again = Db::start(restart_config(&dir, &addr, StartMode::Recover))
+            .await
+            .expect("starts");
+        assert_eq!(again.id(), id);
+        assert!(!dir.path().join("lmdb.before-recover-1").exists());
+        again.wait_applied(revision).await.expect("its data");
+        again.close().await;
     })
     .await;
 }

@@ -131,13 +131,14 @@ async fn answering(transport: &PeerTransport, addresses: &[String]) -> usize {
 }
 
 /// Recovers the node in `config.data_dir` into a new one-node cluster reachable at `addr` (see
-/// the module documentation). Returns the new node id.
+/// the module documentation). Returns the new node id, or `None` when the node is its
+/// cluster's only voter already (there is nothing to recover; it starts as it is).
 pub(crate) async fn recover(
     config: &Config,
     options: LmdbOptions,
     transport: &PeerTransport,
     addr: &str,
-) -> Result<NodeId, StartError> {
+) -> Result<Option<NodeId>, StartError> {
     let dir = &config.data_dir;
     finish_swap(dir)?;
     if !dir.join("lmdb").exists() {
@@ -168,6 +169,12 @@ pub(crate) async fn recover(
         .collect();
     let voters = old_membership.voter_ids().count();
     let votes_here = usize::from(old_membership.voter_ids().any(|id| id == old_id));
+    if voters == 1 && votes_here == 1 {
+        // Already the only voter (recovered before, and started again with the same flags):
+        // there is nothing to recover.
+        tracing::info!("this node is its cluster's only voter: nothing to recover, starting");
+        return Ok(None);
+    }
     if !config.force_recover {
         let answered = answering(transport, &others).await;
         if quorum_reachable(voters, answered + votes_here) {
@@ -206,7 +213,7 @@ pub(crate) async fn recover(
         last_index = last.index,
         "recovered into a new one-node cluster; the old data is kept beside it (*.before-recover-N)"
     );
-    Ok(new_id)
+    Ok(Some(new_id))
 }
 
 /// Waits until the stores opened here are closed (their background writers let go of them
