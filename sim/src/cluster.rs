@@ -40,6 +40,8 @@ pub struct SimNode {
     pub paused: bool,
     /// Whether it was removed from the cluster (it stays down).
     pub removed: bool,
+    /// How many times it moved to a new address.
+    pub moves: u32,
 }
 
 impl SimNode {
@@ -168,47 +170,7 @@ impl Cluster {
         } else {
             StartMode::Join(seeds)
         };
-        let config = node_config(&addr, start);
-        let id = index as u64 + 1;
-        let handle = {
-            let disk = Arc::clone(&disk);
-            let running = Arc::clone(&running);
-            self.handle
-                .create_node()
-                .name(name.clone())
-                .ip(ip)
-                .init(move || {
-                    let disk = Arc::clone(&disk);
-                    let running = Arc::clone(&running);
-                    let config = config.clone();
-                    async move {
-                        let (log, machine) = disk.open();
-                        let outcome = Db::start_with_storage(config, id, log, machine).await;
-                        {
-                            let mut running = running
-                                .lock()
-                                .unwrap_or_else(|poisoned| poisoned.into_inner());
-                            running.boot += 1;
-                            match outcome {
-                                Ok(db) => {
-                                    running.db = Some(db);
-                                    running.start_error = None;
-                                }
-                                Err(error) => {
-                                    // The process would exit; the supervisor (`supervise`)
-                                    // restarts it. It stays a live madsim node meanwhile, so
-                                    // that a restart boots it again.
-                                    running.start_error = Some(error.to_string());
-                                }
-                            }
-                        }
-                        // madsim ends a node, with all its tasks, when its first task returns:
-                        // this task is the node's process and lives until it is killed.
-                        std::future::pending::<()>().await;
-                    }
-                })
-                .build()
-        };
+        let handle = self.boot_host(index, &name, ip, start, &disk, &running);
         self.directory.members().push(Target {
             index,
             addr: addr.clone(),
@@ -224,8 +186,101 @@ impl Cluster {
             down: false,
             paused: false,
             removed: false,
+            moves: 0,
         });
         index
+    }
+
+    /// A simulated host for node `index` at `ip`, whose boot task opens `disk` and runs the
+    /// node with `start`.
+    fn boot_host(
+        &self,
+        index: usize,
+        name: &str,
+        ip: IpAddr,
+        start: StartMode,
+        disk: &Arc<SimDisk>,
+        running: &Arc<Mutex<Running>>,
+    ) -> NodeHandle {
+        let config = node_config(&format!("{ip}:{PORT}"), start);
+        let id = index as u64 + 1;
+        let disk = Arc::clone(disk);
+        let running = Arc::clone(running);
+        self.handle
+            .create_node()
+            .name(name.to_owned())
+            .ip(ip)
+            .init(move || {
+                let disk = Arc::clone(&disk);
+                let running = Arc::clone(&running);
+                let config = config.clone();
+                async move {
+                    let (log, machine) = disk.open();
+                    let outcome = Db::start_with_storage(config, id, log, machine).await;
+                    {
+                        let mut running = running
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                        running.boot += 1;
+                        match outcome {
+                            Ok(db) => {
+                                running.db = Some(db);
+                                running.start_error = None;
+                            }
+                            Err(error) => {
+                                // The process would exit; the supervisor (`supervise`)
+                                // restarts it. It stays a live madsim node meanwhile, so
+                                // that a restart boots it again.
+                                running.start_error = Some(error.to_string());
+                            }
+                        }
+                    }
+                    // madsim ends a node, with all its tasks, when its first task returns:
+                    // this task is the node's process and lives until it is killed.
+                    std::future::pending::<()>().await;
+                }
+            })
+            .build()
+    }
+
+    /// Node `index` crashes and comes back on its disk at another address (a host moved to a
+    /// new IP): the node records its new address in the membership itself.
+    pub fn move_node(&mut self, index: usize) {
+        if self.nodes[index].removed {
+            return;
+        }
+        self.crash(index, false);
+        let moves = self.nodes[index].moves + 1;
+        let ip = IpAddr::V4(Ipv4Addr::new(
+            10,
+            1 + (moves % 200) as u8,
+            0,
+            index as u8 + 1,
+        ));
+        let addr = format!("{ip}:{PORT}");
+        let (name, disk, running) = {
+            let node = &self.nodes[index];
+            (
+                node.name.clone(),
+                Arc::clone(&node.disk),
+                Arc::clone(&node.running),
+            )
+        };
+        running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .start_error = None;
+        let handle = self.boot_host(index, &name, ip, StartMode::Resume, &disk, &running);
+        for target in self.directory.members().iter_mut() {
+            if target.index == index {
+                target.addr = addr.clone();
+            }
+        }
+        let node = &mut self.nodes[index];
+        node.handle = handle;
+        node.addr = addr;
+        node.moves = moves;
+        node.down = false;
     }
 
     /// The members as clients see them.

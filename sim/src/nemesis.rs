@@ -31,7 +31,8 @@ pub enum FaultClass {
     Clock,
     /// Storage write, sync and read errors.
     Storage,
-    /// Remove a member and add a fresh node.
+    /// Remove a member (through any member, or by its own graceful leave) and add a fresh
+    /// node; or move a member to a new address.
     Membership,
 }
 
@@ -242,13 +243,30 @@ impl Nemesis {
         self.actions += 1;
     }
 
-    /// Removes a random member when there are more than three, otherwise adds a fresh node.
+    /// Removes a random member when there are more than three (through any member, or by its
+    /// own graceful leave, a leader handing over first), otherwise adds a fresh node; now and
+    /// then a member moves to a new address instead.
     async fn change_membership(&mut self, cluster: &mut Cluster) {
         let members = cluster.members();
         let mut rng = thread_rng();
+        if rng.gen_bool(0.2) {
+            let moved = members[rng.gen_range(0..members.len())];
+            cluster.move_node(moved);
+            return;
+        }
         if members.len() > 3 {
             let victim = members[rng.gen_range(0..members.len())];
             let id = cluster.nodes[victim].id();
+            if rng.gen_bool(0.5)
+                && let Some(db) = cluster.nodes[victim].db()
+            {
+                // A node that left may keep running outside the cluster until it is retired;
+                // one whose leave failed stays a member.
+                if db.leave().await == Ok(true) {
+                    cluster.retire(victim);
+                }
+                return;
+            }
             let via = cluster.nodes[members[rng.gen_range(0..members.len())]]
                 .addr
                 .clone();
