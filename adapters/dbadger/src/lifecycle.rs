@@ -84,22 +84,45 @@ impl<S: StateMachineStore> Node<S> {
             if *recorded == self.addr {
                 return;
             }
-            let change = MembershipChange::Add {
-                id: self.id,
-                addr: self.addr.clone(),
-                learner_only: !voter,
-            };
-            let deadline = Instant::now() + self.request_timeout;
-            match self.change_membership_routed(change, deadline, true).await {
-                Ok(()) => {
-                    tracing::info!(addr = %self.addr, "the cluster recorded this node's address");
-                    return;
-                }
-                Err(error) => {
-                    tracing::debug!(%error, "recording this node's address failed; retrying");
-                    tokio::time::sleep(self.patience).await;
+            // The leader still sends to the old address, so this node may not know who leads:
+            // ask the other members, which pass it on to the leader.
+            let others: Vec<&String> = status
+                .members
+                .iter()
+                .filter(|(id, _, _)| *id != self.id)
+                .map(|(_, addr, _)| addr)
+                .collect();
+            let mut recorded = false;
+            // A leader (of others, or alone after a recovery) records its own address: the
+            // others would forward to the old one.
+            if status.is_leader || others.is_empty() {
+                let change = MembershipChange::Add {
+                    id: self.id,
+                    addr: self.addr.clone(),
+                    learner_only: !voter,
+                };
+                let deadline = Instant::now() + self.request_timeout;
+                recorded = self
+                    .change_membership_routed(change, deadline, true)
+                    .await
+                    .is_ok();
+            }
+            for member in others.into_iter().take_while(|_| !recorded) {
+                if self
+                    .forwarder
+                    .add_member(member, self.id, &self.addr, !voter, self.request_timeout)
+                    .await
+                    .is_ok()
+                {
+                    recorded = true;
+                    break;
                 }
             }
+            if recorded {
+                tracing::info!(addr = %self.addr, "the cluster recorded this node's address");
+                return;
+            }
+            tokio::time::sleep(self.patience).await;
         }
     }
 }
