@@ -313,10 +313,12 @@ impl Cluster {
         node.paused = false;
     }
 
-    /// Boots a crashed node again on its disk.
+    /// Boots a crashed node again on its disk (or one whose start failed).
     pub fn restart(&mut self, index: usize) {
         let node = &mut self.nodes[index];
-        if node.removed {
+        // Only a crashed node, or one whose start failed, boots again: a node that came back
+        // meanwhile (moved to a new address) keeps running.
+        if node.removed || (!node.down && node.running().start_error.is_none()) {
             return;
         }
         {
