@@ -260,7 +260,7 @@ async fn await_condition(bound: Duration, mut condition: impl FnMut() -> bool) -
 }
 
 /// Bootstraps the first node and joins the others through it, before any fault.
-async fn form(scenario: &Scenario, cluster: &mut Cluster) -> Result<(), String> {
+pub(crate) async fn form(scenario: &Scenario, cluster: &mut Cluster) -> Result<(), String> {
     for index in 0..scenario.nodes {
         let seeds = if index == 0 {
             Vec::new()
@@ -292,7 +292,7 @@ async fn form(scenario: &Scenario, cluster: &mut Cluster) -> Result<(), String> 
 }
 
 /// Restarts nodes whose disk failed or that could not start, as a process supervisor would.
-fn supervise(cluster: &mut Cluster) {
+pub(crate) fn supervise(cluster: &mut Cluster) {
     let failed: Vec<usize> = cluster
         .nodes
         .iter()
@@ -309,7 +309,7 @@ fn supervise(cluster: &mut Cluster) {
 
 /// After healing: a leader, every member applied up to the same index, identical key-value
 /// state on every member, within the scenario's bound.
-async fn await_convergence(
+pub(crate) async fn await_convergence(
     scenario: &Scenario,
     cluster: &mut Cluster,
     invariants: &mut Invariants,

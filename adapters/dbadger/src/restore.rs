@@ -73,15 +73,19 @@ fn fill(input: &mut dyn Read, piece: &mut [u8]) -> io::Result<usize> {
 }
 
 impl<S: StateMachineStore> Node<S> {
-    /// Proposes one restore step; until `retry_until` (none: never) it is sent again while it
-    /// fails in a way a retry may fix (only pieces are: a piece staged twice counts once).
-    /// Each attempt gets the node's request timeout.
+    /// Proposes one restore step, sent again until `retry_until` (none: never) while it fails
+    /// in a way a retry may fix, whatever became of it: every step may be repeated without
+    /// harm (a piece staged twice counts once; a `Begin` sent again starts the restore afresh,
+    /// discarding the first; a `Commit` or `Abort` sent again after one that applied finds no
+    /// restore and changes nothing). Returns the answer and whether an earlier attempt may
+    /// have applied. Each attempt gets the node's request timeout.
     async fn restore_step(
         &self,
         step: RestoreStep,
         retry_until: Option<Instant>,
-    ) -> Result<Response, RequestError> {
+    ) -> Result<(Response, bool), RequestError> {
         let command = Command::Restore(step);
+        let mut uncertain = false;
         loop {
             let deadline = Instant::now() + self.request_timeout;
             match self.write_routed(command.clone(), deadline, true).await {
@@ -89,9 +93,11 @@ impl<S: StateMachineStore> Node<S> {
                     if error.is_retryable()
                         && retry_until.is_some_and(|until| Instant::now() < until) =>
                 {
+                    uncertain |= error.outcome() == Outcome::Unknown;
                     tokio::time::sleep(LEADER_POLL).await;
                 }
-                answer => return answer,
+                Err(error) => return Err(error),
+                Ok(answer) => return Ok((answer, uncertain)),
             }
         }
     }
@@ -106,21 +112,35 @@ impl<S: StateMachineStore> Node<S> {
         let piece = piece_bytes(self.limits.max_request_bytes);
         let pieces = bytes.div_ceil(piece as u64);
         let begin = match self
-            .restore_step(RestoreStep::Begin { bytes, pieces, crc }, None)
+            .restore_step(
+                RestoreStep::Begin { bytes, pieces, crc },
+                Some(self.retry_window()),
+            )
             .await?
         {
-            Response::Written { revision } => revision,
-            other => return Err(unexpected(&other)),
+            (Response::Written { revision }, _) => revision,
+            (other, _) => return Err(unexpected(&other)),
         };
         let sent = self.send_pieces(source, begin, piece).await;
         let committed = match sent {
-            Ok(()) => self.restore_step(RestoreStep::Commit { begin }, None).await,
+            Ok(()) => {
+                self.restore_step(RestoreStep::Commit { begin }, Some(self.retry_window()))
+                    .await
+            }
             Err(error) => Err(error),
         };
         match committed {
-            Ok(Response::Restored { revision, keys }) => Ok(RestoreInfo { revision, keys }),
-            Ok(Response::RestoreFailed { reason }) => Err(RequestError::Refused { reason }),
-            Ok(other) => Err(unexpected(&other)),
+            Ok((Response::Restored { revision, keys }, _)) => Ok(RestoreInfo { revision, keys }),
+            // An earlier commit whose answer was lost may have applied: this one then finds
+            // no restore left to commit.
+            Ok((Response::RestoreFailed { .. }, true)) => Err(RequestError::unavailable(
+                "the restore's commit answer was lost; read the data to see whether it applied",
+                Outcome::Unknown,
+            )),
+            Ok((Response::RestoreFailed { reason }, false)) => {
+                Err(RequestError::Refused { reason })
+            }
+            Ok((other, _)) => Err(unexpected(&other)),
             Err(error) => {
                 if error.outcome() == Outcome::NotApplied {
                     let _ = self.restore_step(RestoreStep::Abort { begin }, None).await;
@@ -128,6 +148,13 @@ impl<S: StateMachineStore> Node<S> {
                 Err(error)
             }
         }
+    }
+
+    /// How long a step is sent again: long enough to ride out several leader changes or a
+    /// partition of some seconds (a restore is an operator's long call, better finished late
+    /// than abandoned).
+    fn retry_window(&self) -> Instant {
+        Instant::now() + self.request_timeout * 4 + self.patience * 8
     }
 
     async fn send_pieces(
@@ -152,14 +179,12 @@ impl<S: StateMachineStore> Node<S> {
                 seq,
                 data: buffer[..read].to_vec(),
             };
-            // Long enough to ride out a leader change or two.
-            let retry_until = Instant::now() + self.request_timeout + self.patience * 4;
-            match self.restore_step(step, Some(retry_until)).await? {
-                Response::Written { .. } => {}
-                Response::RestoreFailed { reason } => {
+            match self.restore_step(step, Some(self.retry_window())).await? {
+                (Response::Written { .. }, _) => {}
+                (Response::RestoreFailed { reason }, _) => {
                     return Err(RequestError::Refused { reason });
                 }
-                other => return Err(unexpected(&other)),
+                (other, _) => return Err(unexpected(&other)),
             }
         }
     }
