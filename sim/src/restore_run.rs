@@ -6,18 +6,18 @@
 //! restore that reported success must have taken effect.
 
 use std::io::Read;
-use std::sync::Arc;
 use std::time::Duration;
 
 use dbadger::{Db, ReadPreference};
+use dbadger_core::storage::SnapshotData;
+use dbadger_core::storage::memory::MemorySnapshot;
 use madsim::net::NetSim;
 use madsim::rand::{Rng, thread_rng};
 use madsim::time::{Instant, sleep};
 
 use crate::cluster::Cluster;
 use crate::invariants::Invariants;
-use crate::nemesis::Nemesis;
-use crate::scenario::{Scenario, await_convergence, form, supervise};
+use crate::scenario::{Scenario, await_convergence, fault_phase, form};
 use crate::store::SyncPolicy;
 
 /// How many keys the snapshot holds, and how many the state before the restore.
@@ -114,29 +114,17 @@ pub async fn simulate_restore(scenario: Scenario) -> RestoreReport {
             };
         }
     };
-    let snapshot = Arc::new(snapshot);
+    let snapshot = MemorySnapshot::from_bytes(snapshot);
     let via = thread_rng().gen_range(0..cluster.nodes.len());
     let restorer = cluster.nodes[via].db();
     let restoring = madsim::task::spawn(async move {
         let db = restorer.ok_or_else(|| "the restoring node is not running".to_owned())?;
-        let source = move || -> std::io::Result<Box<dyn Read + Send>> {
-            Ok(Box::new(std::io::Cursor::new(Shared(Arc::clone(
-                &snapshot,
-            )))))
-        };
+        let source = move || snapshot.open().map_err(std::io::Error::other);
         db.restore_from(&source)
             .await
             .map_err(|error| error.to_string())
     });
-    let mut nemesis = Nemesis::new(&scenario.faults);
-    let fault_end = Instant::now() + scenario.fault_phase;
-    while Instant::now() < fault_end {
-        sleep(Duration::from_millis(20)).await;
-        nemesis.step(&mut cluster, &net).await;
-        supervise(&mut cluster);
-        invariants.check(&cluster);
-    }
-    nemesis.heal(&mut cluster, &net);
+    fault_phase(&scenario, &mut cluster, &net, &mut invariants).await;
     // The restoring node may have crashed with its call: its task then never answers.
     let answer = match madsim::time::timeout(Duration::from_secs(30), restoring).await {
         Ok(Ok(answer)) => answer,
@@ -206,13 +194,4 @@ pub fn run_restore(scenario: &Scenario) -> RestoreReport {
         madsim::runtime::Runtime::with_seed_and_config(scenario.seed, madsim::Config::default());
     runtime.set_time_limit(Duration::from_secs(600));
     runtime.block_on(simulate_restore(scenario))
-}
-
-/// The snapshot's bytes, shared by the reads of one restore.
-struct Shared(Arc<Vec<u8>>);
-
-impl AsRef<[u8]> for Shared {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
 }

@@ -156,15 +156,7 @@ pub async fn simulate(scenario: Scenario) -> Report {
     let stop = Arc::new(AtomicBool::new(false));
     let clients = start_clients(scenario.clients, &cluster, &history, &stop);
 
-    let mut nemesis = Nemesis::new(&scenario.faults);
-    let fault_end = Instant::now() + scenario.fault_phase;
-    while Instant::now() < fault_end {
-        sleep(Duration::from_millis(20)).await;
-        nemesis.step(&mut cluster, &net).await;
-        supervise(&mut cluster);
-        invariants.check(&cluster);
-    }
-    nemesis.heal(&mut cluster, &net);
+    let fault_actions = fault_phase(&scenario, &mut cluster, &net, &mut invariants).await;
     let healed = Instant::now();
     let converged = await_convergence(&scenario, &mut cluster, &mut invariants).await;
     stop.store(true, Ordering::SeqCst);
@@ -190,9 +182,30 @@ pub async fn simulate(scenario: Scenario) -> Report {
         started,
         &cluster,
         records,
-        nemesis.actions,
+        fault_actions,
         violations,
     )
+}
+
+/// The fault phase: the nemesis injects the scenario's faults, the supervisor restarts failed
+/// nodes and the invariants are checked every 20 ms; then every fault is healed. Returns how
+/// many fault actions were taken.
+pub(crate) async fn fault_phase(
+    scenario: &Scenario,
+    cluster: &mut Cluster,
+    net: &NetSim,
+    invariants: &mut Invariants,
+) -> usize {
+    let mut nemesis = Nemesis::new(&scenario.faults);
+    let fault_end = Instant::now() + scenario.fault_phase;
+    while Instant::now() < fault_end {
+        sleep(Duration::from_millis(20)).await;
+        nemesis.step(cluster, net).await;
+        supervise(cluster);
+        invariants.check(cluster);
+    }
+    nemesis.heal(cluster, net);
+    nemesis.actions
 }
 
 fn finish(

@@ -121,6 +121,16 @@ pub async fn guarded(limit: Duration, test: impl Future<Output = ()>) {
         .expect("the test finishes within its guard");
 }
 
+/// Polls `check` every 20 ms until it holds, failing the test (naming `what`) after 15 s: for
+/// conditions no event announces (a node's view of the membership, a background snapshot).
+pub async fn eventually(what: &str, check: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !check() {
+        assert!(started.elapsed() < Duration::from_secs(15), "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A node of `nodes` that does not lead.
 pub fn follower(nodes: &[TestNode]) -> &TestNode {
     nodes

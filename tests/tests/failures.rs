@@ -2,10 +2,10 @@
 //! loss answered with a retryable error within the deadline, and a restarted follower catching
 //! up through the log and, after compaction, through a snapshot.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use dbadger::ReadPreference;
-use dbadger_tests::{REQUEST_TIMEOUT, restart, set_through_failover, start_cluster};
+use dbadger_tests::{REQUEST_TIMEOUT, eventually, restart, set_through_failover, start_cluster};
 
 /// When the leader stops, the survivors elect a new one and writes continue through either;
 /// while there is no leader, writes are refused as certainly not applied, so the client may
@@ -136,10 +136,10 @@ async fn restarted_follower_catches_up() {
         .find(|node| node.db.is_leader())
         .expect("a leader");
     // The purge follows the snapshot build, off the write path: wait for it (bounded).
-    let purge_deadline = Instant::now() + Duration::from_secs(10);
-    while leader.db.stats().purged_index <= behind && Instant::now() < purge_deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually("the leader purged what the follower lacks", || {
+        leader.db.stats().purged_index > behind
+    })
+    .await;
     assert!(
         leader.db.stats().purged_index > behind,
         "the leader purged what the follower lacks: {:?} behind {behind}",

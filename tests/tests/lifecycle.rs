@@ -7,22 +7,14 @@ use std::time::Duration;
 
 use dbadger::{Config, Db, Error, LEFT_MARK, ReadPreference, StartError, StartMode};
 use dbadger_tests::{
-    TestNode, guarded, set_through_failover, start_cluster_with, start_node_with, test_config,
+    TestNode, eventually, guarded, set_through_failover, start_cluster_with, start_node_with,
+    test_config,
 };
 
 const GUARD: Duration = Duration::from_secs(90);
 
 fn leaving(config: &mut Config) {
     config.leave_on_stop = true;
-}
-
-/// Polls `check` every 20 ms until it holds, failing after 10 s.
-async fn eventually(what: &str, check: impl Fn() -> bool) {
-    let started = std::time::Instant::now();
-    while !check() {
-        assert!(started.elapsed() < Duration::from_secs(10), "{what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn voters(db: &Db) -> Vec<u64> {

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use dbadger::{Config, Db, ReadPreference, StartError, StartMode};
 use dbadger_tests::{
-    TestNode, guarded, set_through_failover, start_cluster, start_node_with, test_config,
+    TestNode, eventually, guarded, set_through_failover, start_cluster, start_node_with,
+    test_config,
 };
 
 const GUARD: Duration = Duration::from_secs(120);
@@ -26,14 +27,6 @@ async fn stop(node: TestNode) -> (tempfile::TempDir, String) {
     db.close().await;
     drop(db);
     (dir, addr)
-}
-
-async fn until(what: &str, check: impl Fn() -> bool) {
-    let started = Instant::now();
-    while !check() {
-        assert!(started.elapsed() < Duration::from_secs(15), "{what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The whole story: quorum lost, a survivor recovered, a new node joined, an old member back
@@ -62,7 +55,7 @@ async fn a_survivor_recovers_into_a_new_cluster_and_the_old_members_are_fenced()
             .await
             .expect("the survivor recovers");
         assert_ne!(recovered.id(), survivor_id, "a new identity");
-        until("the survivor leads", || recovered.is_leader()).await;
+        eventually("the survivor leads", || recovered.is_leader()).await;
         let stats = recovered.stats();
         assert!(
             stats.term > old_term,
@@ -182,9 +175,9 @@ async fn a_forced_recovery_beside_a_live_cluster_is_fenced_off() {
         })
         .await
         .expect("a forced recovery");
-        until("the recovered node leads", || recovered.is_leader()).await;
+        eventually("the recovered node leads", || recovered.is_leader()).await;
         let leader_of_old = || nodes.iter().find(|node| node.db.is_leader());
-        until("the old cluster has a leader", || leader_of_old().is_some()).await;
+        eventually("the old cluster has a leader", || leader_of_old().is_some()).await;
         let old_term = leader_of_old().expect("leader").db.stats().term;
         let new_term = recovered.stats().term;
         let watched = Instant::now();

@@ -2,11 +2,11 @@
 //! administration and client requests, each mapped onto the node's routed operations with the
 //! deadline that fits its caller.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use dbadger_core::raft_types::NodeId;
-use dbadger_core::storage::StateMachineStore;
+use dbadger_core::storage::memory::MemorySnapshot;
+use dbadger_core::storage::{SnapshotData, StateMachineStore};
 use dbadger_core::{Command, Query, ReadPreference, RequestError, Response};
 use dbadger_grpc::{ClusterHandler, ForwardHandler, KvHandler, RestoreSource, SnapshotBytes};
 use dbadger_proto::v1;
@@ -95,15 +95,6 @@ impl<S: StateMachineStore> Node<S> {
     }
 }
 
-/// Uploaded bytes shared by the reads of a restore.
-struct SharedBytes(Arc<Vec<u8>>);
-
-impl AsRef<[u8]> for SharedBytes {
-    fn as_ref(&self) -> &[u8] {
-        &self.0
-    }
-}
-
 fn wire_snapshot(info: SnapshotInfo) -> v1::SnapshotInfo {
     v1::SnapshotInfo {
         id: info.id,
@@ -178,12 +169,10 @@ impl<S: StateMachineStore> ClusterHandler for Node<S> {
                             .map_err(|error| std::io::Error::other(error.to_string()))
                     })
                 }
-                RestoreSource::Upload(bytes) => Box::new(move || {
-                    Ok(
-                        Box::new(std::io::Cursor::new(SharedBytes(Arc::clone(&bytes))))
-                            as Box<dyn std::io::Read + Send>,
-                    )
-                }),
+                RestoreSource::Upload(bytes) => {
+                    let upload = MemorySnapshot::from_bytes(bytes);
+                    Box::new(move || upload.open().map_err(std::io::Error::other))
+                }
             };
             Node::restore(self, &*source)
                 .await

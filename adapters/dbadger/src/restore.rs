@@ -58,20 +58,6 @@ fn measure(source: &SnapshotSource<'_>) -> Result<(u64, u32), RequestError> {
     }
 }
 
-/// Fills `piece` from `input` as far as it goes; returns how much it read.
-fn fill(input: &mut dyn Read, piece: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < piece.len() {
-        match input.read(&mut piece[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(filled)
-}
-
 impl<S: StateMachineStore> Node<S> {
     /// Proposes one restore step, sent again until `retry_until` (none: never) while it fails
     /// in a way a retry may fix, whatever became of it: every step may be repeated without
@@ -164,21 +150,20 @@ impl<S: StateMachineStore> Node<S> {
         piece: usize,
     ) -> Result<(), RequestError> {
         let mut input = source().map_err(|error| RequestError::Internal(error.to_string()))?;
-        let mut buffer = vec![0; piece];
         let mut seq = 0;
         loop {
-            let read = fill(&mut *input, &mut buffer).map_err(|error| {
-                RequestError::Internal(format!("reading the snapshot: {error}"))
-            })?;
+            let mut data = Vec::with_capacity(piece);
+            let read = (&mut *input)
+                .take(piece as u64)
+                .read_to_end(&mut data)
+                .map_err(|error| {
+                    RequestError::Internal(format!("reading the snapshot: {error}"))
+                })?;
             if read == 0 {
                 return Ok(());
             }
             seq += 1;
-            let step = RestoreStep::Piece {
-                begin,
-                seq,
-                data: buffer[..read].to_vec(),
-            };
+            let step = RestoreStep::Piece { begin, seq, data };
             match self.restore_step(step, Some(self.retry_window())).await? {
                 (Response::Written { .. }, _) => {}
                 (Response::RestoreFailed { reason }, _) => {

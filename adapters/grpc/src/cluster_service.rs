@@ -49,7 +49,7 @@ pub enum RestoreSource {
     /// A snapshot id ([`ClusterHandler::snapshots`]).
     Snapshot(String),
     /// The bytes of a snapshot file.
-    Upload(Arc<Vec<u8>>),
+    Upload(Vec<u8>),
 }
 
 /// The largest snapshot file a client may upload for a restore, by default (the node holds
@@ -64,22 +64,17 @@ const DOWNLOAD_CHUNK_BYTES: usize = 1 << 20;
 
 /// The next piece of a snapshot being streamed: `None` at its end.
 fn next_piece(reader: &mut SnapshotBytes) -> Option<Result<Vec<u8>, Status>> {
-    let mut piece = vec![0; DOWNLOAD_CHUNK_BYTES];
-    let mut filled = 0;
-    while filled < piece.len() {
-        match reader.read(&mut piece[filled..]) {
-            Ok(0) => break,
-            Ok(read) => filled += read,
-            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(error) => {
-                return Some(Err(Status::internal(format!(
-                    "reading the snapshot failed: {error}"
-                ))));
-            }
-        }
+    let mut piece = Vec::with_capacity(DOWNLOAD_CHUNK_BYTES);
+    match reader
+        .take(DOWNLOAD_CHUNK_BYTES as u64)
+        .read_to_end(&mut piece)
+    {
+        Ok(0) => None,
+        Ok(_) => Some(Ok(piece)),
+        Err(error) => Some(Err(Status::internal(format!(
+            "reading the snapshot failed: {error}"
+        )))),
     }
-    piece.truncate(filled);
-    (filled > 0).then_some(Ok(piece))
 }
 
 /// The Cluster service over a handler.
@@ -270,7 +265,7 @@ impl v1::cluster_server::Cluster for ClusterService {
         let source = match named {
             Some(id) => RestoreSource::Snapshot(id),
             None if upload.is_empty() => return Err(crate::WireError::MissingField("id").into()),
-            None => RestoreSource::Upload(Arc::new(upload)),
+            None => RestoreSource::Upload(upload),
         };
         let (revision, keys) = self
             .handler
