@@ -3,7 +3,8 @@
 //!
 //! Multi-key operations are projected on each key they touch (`set_many` is a write of each of
 //! its keys, a range read is a read of every workload key in its range, `delete_range` a delete
-//! of each): a necessary condition of linearizability of the whole history.
+//! of each, and a restore a write of every workload key: its value in the snapshot, or a
+//! delete): a necessary condition of linearizability of the whole history.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -71,6 +72,12 @@ fn project(record: &Record) -> Vec<(Vec<u8>, OpKind)> {
         (Request::Delete { key }, _) => vec![write(key, None)],
         (Request::DeleteRange { min, max }, _) => {
             keys_in(min, max).map(|key| write(&key, None)).collect()
+        }
+        (Request::Restore { pairs }, _) => {
+            let restored: BTreeMap<_, _> = pairs.iter().cloned().collect();
+            KEYS.iter()
+                .map(|key| write(key, restored.get(*key).map(Vec::as_slice)))
+                .collect()
         }
         (Request::CompareAndSet { key, expected, new }, reply) => vec![(
             key.clone(),

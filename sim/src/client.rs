@@ -21,6 +21,9 @@ const PAST_LAST_KEY: &[u8] = b"k9";
 /// How long a client waits for one reply.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// One operation in this many is a restore.
+const RESTORE_ONE_IN: u32 = 150;
+
 fn key() -> Vec<u8> {
     KEYS[thread_rng().gen_range(0..KEYS.len())].to_vec()
 }
@@ -38,6 +41,21 @@ fn preference() -> Preference {
 pub fn draw(client: u64, seq: u64, known: &[Option<Vec<u8>>]) -> Request {
     let value = || format!("c{client}-{seq}").into_bytes();
     let mut rng = thread_rng();
+    if rng.gen_ratio(1, RESTORE_ONE_IN) {
+        // A snapshot of a random part of the key space, each value unique in the run.
+        let pairs = KEYS
+            .iter()
+            .enumerate()
+            .filter(|_| thread_rng().gen_bool(0.6))
+            .map(|(index, key)| {
+                (
+                    key.to_vec(),
+                    format!("c{client}-{seq}r{index}").into_bytes(),
+                )
+            })
+            .collect();
+        return Request::Restore { pairs };
+    }
     match rng.gen_range(0..100) {
         0..=29 => Request::Get {
             key: key(),
@@ -111,7 +129,7 @@ fn with_timeout<T>(message: T) -> tonic::Request<T> {
 /// applied" is recorded as failed, and the checkers then hold the node to it (a failed write
 /// must never be seen applied); one of unknown outcome may or may not have happened. A read
 /// changed nothing whatever the answer.
-fn failure(status: &tonic::Status, is_write: bool) -> Reply {
+pub(crate) fn failure(status: &tonic::Status, is_write: bool) -> Reply {
     let error = from_status(status);
     if !is_write || error.outcome() == Outcome::NotApplied {
         Reply::Failed(error.to_string())
@@ -127,25 +145,34 @@ fn entries(found: Vec<v1::KeyValue>) -> ReadEntries {
         .collect()
 }
 
-/// Sends `request` to the node at `addr` and waits for the reply (at most [`CLIENT_TIMEOUT`]).
+/// A channel to the node at `addr`, whose calls time out after `timeout`.
+pub(crate) async fn connect(
+    addr: &str,
+    timeout: Duration,
+) -> Result<tonic::transport::Channel, String> {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|error| format!("bad address {addr}: {error}"))?
+        .connect_timeout(timeout)
+        .timeout(timeout)
+        .connect()
+        .await
+        .map_err(|error| format!("connect to {addr}: {error}"))
+}
+
+/// Sends `request` to the node at `addr` and waits for the reply (at most [`CLIENT_TIMEOUT`],
+/// or [`crate::admin::RESTORE_TIMEOUT`] for a restore).
 pub async fn send(addr: &str, request: &Request) -> Reply {
-    let is_write = !matches!(request, Request::Get { .. } | Request::GetRange { .. });
-    let connect =
-        tonic::transport::Endpoint::from_shared(format!("http://{addr}")).map(|endpoint| {
-            endpoint
-                .connect_timeout(CLIENT_TIMEOUT)
-                .timeout(CLIENT_TIMEOUT)
-        });
-    let endpoint = match connect {
-        Ok(endpoint) => endpoint,
-        Err(error) => return Reply::Failed(format!("bad address {addr}: {error}")),
+    let is_write = request.is_write();
+    let timeout = match request {
+        Request::Restore { .. } => crate::admin::RESTORE_TIMEOUT,
+        _ => CLIENT_TIMEOUT,
     };
-    let channel = match endpoint.connect().await {
+    let channel = match connect(addr, timeout).await {
         Ok(channel) => channel,
         // Nothing was sent.
-        Err(error) => return Reply::Failed(format!("connect to {addr}: {error}")),
+        Err(error) => return Reply::Failed(error),
     };
-    let mut client = KvClient::new(channel);
+    let mut client = KvClient::new(channel.clone());
     let outcome = match request.clone() {
         Request::Get { key, preference } => {
             let asked = key.clone();
@@ -221,6 +248,7 @@ pub async fn send(addr: &str, request: &Request) -> Reply {
                 .await
                 .map(|reply| Reply::Swapped(reply.into_inner().succeeded))
         }
+        Request::Restore { pairs } => return crate::admin::restore(channel, &pairs).await,
     };
     outcome.unwrap_or_else(|status| failure(&status, is_write))
 }

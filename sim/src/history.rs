@@ -64,6 +64,19 @@ pub enum Request {
         /// The value to store (unique in the run).
         new: Vec<u8>,
     },
+    /// `Cluster.Restore` of an uploaded snapshot file holding `pairs`: a write of the whole
+    /// key space (every workload key not in `pairs` is deleted).
+    Restore {
+        /// The key space after the restore, in ascending key order (values unique in the run).
+        pairs: Vec<(Vec<u8>, Vec<u8>)>,
+    },
+}
+
+impl Request {
+    /// Whether the request may change the key space.
+    pub fn is_write(&self) -> bool {
+        !matches!(self, Request::Get { .. } | Request::GetRange { .. })
+    }
 }
 
 /// A read's answer: each key read with its value and revision (`None`: absent).

@@ -38,6 +38,14 @@ fn remember(known: &mut [Option<Vec<u8>>], request: &Request, reply: &Reply) {
                 known[index] = Some(value.clone());
             }
         }
+        (Request::Restore { pairs }, Reply::Written) => {
+            for (index, key) in KEYS.iter().enumerate() {
+                known[index] = pairs
+                    .iter()
+                    .find(|(restored, _)| restored == key)
+                    .map(|(_, value)| value.clone());
+            }
+        }
         (Request::CompareAndSet { key, new, .. }, Reply::Swapped(true)) => {
             if let Some(index) = key_index(key) {
                 known[index] = Some(new.clone());
