@@ -14,24 +14,43 @@ use crate::store::{SimDisk, SyncPolicy};
 /// The port every node serves on.
 const PORT: u16 = 7400;
 
-/// The running node's handle and the number of its boot.
-#[derive(Default)]
+/// What a node boots on, and what became of its last boot.
 struct Running {
+    /// The Raft node id it runs as.
+    id: u64,
+    /// Its disk, which outlives crashes (replaced by a recovery).
+    disk: Arc<SimDisk>,
+    /// How its next boot starts.
+    start: StartMode,
+    /// The id of the new one-node cluster its next boot recovers into (`StartMode::Recover`).
+    recover_as: Option<u64>,
     db: Option<Db>,
     boot: u64,
     start_error: Option<String>,
 }
 
+impl Running {
+    fn new(id: u64, disk: Arc<SimDisk>, start: StartMode) -> Running {
+        Running {
+            id,
+            disk,
+            start,
+            recover_as: None,
+            db: None,
+            boot: 0,
+            start_error: None,
+        }
+    }
+}
+
 /// One simulated dbadger node.
 pub struct SimNode {
-    /// Position in the cluster (also the Raft node id minus one).
+    /// Position in the cluster (the Raft node id minus one, until a recovery gives it another).
     pub index: usize,
     /// Host name (the key of its clock, see `dbadger::simulation::set_node_clock`).
     pub name: String,
     /// The address clients and peers use.
     pub addr: String,
-    /// Its disk, which outlives crashes.
-    pub disk: Arc<SimDisk>,
     handle: NodeHandle,
     running: Arc<Mutex<Running>>,
     /// Whether the harness has it crashed (and not yet restarted).
@@ -47,7 +66,12 @@ pub struct SimNode {
 impl SimNode {
     /// The Raft node id.
     pub fn id(&self) -> u64 {
-        self.index as u64 + 1
+        self.running().id
+    }
+
+    /// Its disk, which outlives crashes.
+    pub fn disk(&self) -> Arc<SimDisk> {
+        Arc::clone(&self.running().disk)
     }
 
     fn running(&self) -> std::sync::MutexGuard<'_, Running> {
@@ -163,14 +187,17 @@ impl Cluster {
         let ip = IpAddr::V4(Ipv4Addr::new(10, 0, 0, index as u8 + 1));
         let addr = format!("{ip}:{PORT}");
         let name = format!("node-{}", index + 1);
-        let disk = SimDisk::new(self.sync);
-        let running = Arc::new(Mutex::new(Running::default()));
         let start = if seeds.is_empty() {
             StartMode::Bootstrap
         } else {
             StartMode::Join(seeds)
         };
-        let handle = self.boot_host(index, &name, ip, start, &disk, &running);
+        let running = Arc::new(Mutex::new(Running::new(
+            index as u64 + 1,
+            SimDisk::new(self.sync),
+            start,
+        )));
+        let handle = self.boot_host(&name, ip, &running);
         self.directory.members().push(Target {
             index,
             addr: addr.clone(),
@@ -180,7 +207,6 @@ impl Cluster {
             index,
             name,
             addr,
-            disk,
             handle,
             running,
             down: false,
@@ -191,32 +217,21 @@ impl Cluster {
         index
     }
 
-    /// A simulated host for node `index` at `ip`, whose boot task opens `disk` and runs the
-    /// node with `start`.
-    fn boot_host(
-        &self,
-        index: usize,
-        name: &str,
-        ip: IpAddr,
-        start: StartMode,
-        disk: &Arc<SimDisk>,
-        running: &Arc<Mutex<Running>>,
-    ) -> NodeHandle {
-        let config = node_config(&format!("{ip}:{PORT}"), start);
-        let id = index as u64 + 1;
-        let disk = Arc::clone(disk);
+    /// A simulated host named `name` at `ip`, whose boot task runs the node `running`
+    /// describes (recovering it first when asked to).
+    fn boot_host(&self, name: &str, ip: IpAddr, running: &Arc<Mutex<Running>>) -> NodeHandle {
+        let addr = format!("{ip}:{PORT}");
         let running = Arc::clone(running);
+        let sync = self.sync;
         self.handle
             .create_node()
             .name(name.to_owned())
             .ip(ip)
             .init(move || {
-                let disk = Arc::clone(&disk);
                 let running = Arc::clone(&running);
-                let config = config.clone();
+                let addr = addr.clone();
                 async move {
-                    let (log, machine) = disk.open();
-                    let outcome = Db::start_with_storage(config, id, log, machine).await;
+                    let outcome = boot(&running, &addr, sync).await;
                     {
                         let mut running = running
                             .lock()
@@ -231,7 +246,7 @@ impl Cluster {
                                 // The process would exit; the supervisor (`supervise`)
                                 // restarts it. It stays a live madsim node meanwhile, so
                                 // that a restart boots it again.
-                                running.start_error = Some(error.to_string());
+                                running.start_error = Some(error);
                             }
                         }
                     }
@@ -258,19 +273,18 @@ impl Cluster {
             index as u8 + 1,
         ));
         let addr = format!("{ip}:{PORT}");
-        let (name, disk, running) = {
+        let (name, running) = {
             let node = &self.nodes[index];
-            (
-                node.name.clone(),
-                Arc::clone(&node.disk),
-                Arc::clone(&node.running),
-            )
+            (node.name.clone(), Arc::clone(&node.running))
         };
-        running
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .start_error = None;
-        let handle = self.boot_host(index, &name, ip, StartMode::Resume, &disk, &running);
+        {
+            let mut running = running
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            running.start_error = None;
+            running.start = StartMode::Resume;
+        }
+        let handle = self.boot_host(&name, ip, &running);
         for target in self.directory.members().iter_mut() {
             if target.index == index {
                 target.addr = addr.clone();
@@ -291,10 +305,7 @@ impl Cluster {
     /// Node `index` left the cluster: stop it for good and stop sending it requests.
     pub fn retire(&mut self, index: usize) {
         self.crash(index, false);
-        self.nodes[index].removed = true;
-        self.directory
-            .members()
-            .retain(|target| target.index != index);
+        self.forget(index);
     }
 
     /// The madsim id of node `index`, for the network simulator.
@@ -308,9 +319,57 @@ impl Cluster {
         let node = &mut self.nodes[index];
         self.handle.kill(node.handle.id());
         node.running().db = None;
-        node.disk.crash(torn);
+        node.disk().crash(torn);
         node.down = true;
         node.paused = false;
+    }
+
+    /// Stops node `index` in an orderly way: everything it wrote reaches its disk first.
+    pub fn stop(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        self.handle.kill(node.handle.id());
+        node.running().db = None;
+        node.disk().stop();
+        node.down = true;
+        node.paused = false;
+    }
+
+    /// Boots the stopped node `index` in recover mode (`dbadger node --recover`): its data
+    /// becomes a new one-node cluster, as node `new_id`, at the same address.
+    pub fn recover(&mut self, index: usize, new_id: u64) {
+        let node = &mut self.nodes[index];
+        {
+            let mut running = node.running();
+            running.db = None;
+            running.start_error = None;
+            running.start = StartMode::Recover;
+            running.recover_as = Some(new_id);
+        }
+        self.handle.restart(node.handle.id());
+        node.down = false;
+        node.paused = false;
+    }
+
+    /// Boots the lost node `index` again on its old disk, as an operator might by mistake
+    /// after the cluster was recovered without it. It stays outside the harness's members.
+    pub fn revive_lost(&mut self, index: usize) {
+        let node = &mut self.nodes[index];
+        {
+            let mut running = node.running();
+            running.db = None;
+            running.start_error = None;
+        }
+        self.handle.restart(node.handle.id());
+        node.down = false;
+    }
+
+    /// Takes node `index` out of the members without stopping it (a lost node that may come
+    /// back, see [`Cluster::revive_lost`]).
+    pub fn forget(&mut self, index: usize) {
+        self.nodes[index].removed = true;
+        self.directory
+            .members()
+            .retain(|target| target.index != index);
     }
 
     /// Boots a crashed node again on its disk (or one whose start failed).
@@ -361,4 +420,54 @@ impl Cluster {
             .map(|index| self.nodes[index].addr.clone())
             .collect()
     }
+}
+
+/// One boot of a node: recover first when asked to, then start on its disk.
+async fn boot(running: &Mutex<Running>, addr: &str, sync: SyncPolicy) -> Result<Db, String> {
+    let lock = || {
+        running
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    };
+    let (start, recover_as) = {
+        let running = lock();
+        (running.start.clone(), running.recover_as)
+    };
+    if let (StartMode::Recover, Some(new_id)) = (&start, recover_as) {
+        let (old_id, old_disk) = {
+            let running = lock();
+            (running.id, Arc::clone(&running.disk))
+        };
+        let config = node_config(addr, StartMode::Recover);
+        let fresh = SimDisk::new(sync);
+        let recovered = {
+            let (old_log, old_machine) = old_disk.open();
+            let (new_log, new_machine) = fresh.open();
+            Db::recover_storage(
+                &config,
+                (old_id, &old_log, &old_machine),
+                (new_id, &new_log, &new_machine),
+            )
+            .await
+            .map_err(|error| error.to_string())?
+        };
+        // The recovery is durable before the node starts on it, as on LMDB.
+        fresh.stop();
+        old_disk.stop();
+        let mut running = lock();
+        if recovered {
+            running.id = new_id;
+            running.disk = fresh;
+        }
+        running.start = StartMode::Resume;
+        running.recover_as = None;
+    }
+    let (id, disk, start) = {
+        let running = lock();
+        (running.id, Arc::clone(&running.disk), running.start.clone())
+    };
+    let (log, machine) = disk.open();
+    Db::start_with_storage(node_config(addr, start), id, log, machine)
+        .await
+        .map_err(|error| error.to_string())
 }

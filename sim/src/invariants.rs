@@ -104,7 +104,7 @@ impl Invariants {
                     applied: status.applied_index,
                 },
             );
-            self.check_committed(node.id(), status.committed_index, &node.disk.log().1);
+            self.check_committed(node.id(), status.committed_index, &node.disk().log().1);
         }
     }
 
@@ -141,7 +141,7 @@ impl Invariants {
             .nodes
             .iter()
             .filter(|node| !node.removed)
-            .map(|node| (node.id(), node.disk.log().1))
+            .map(|node| (node.id(), node.disk().log().1))
             .collect();
         for (position, (left_id, left)) in logs.iter().enumerate() {
             for (right_id, right) in &logs[position + 1..] {

@@ -26,6 +26,8 @@ pub mod invariants;
 #[cfg(madsim)]
 mod nemesis;
 #[cfg(madsim)]
+pub mod recover_run;
+#[cfg(madsim)]
 pub mod restore_run;
 #[cfg(madsim)]
 pub mod scenario;

@@ -254,7 +254,7 @@ impl Nemesis {
                     FaultRates::default()
                 };
                 for node in &cluster.nodes {
-                    node.disk.set_faults(rates);
+                    node.disk().set_faults(rates);
                 }
             }
             FaultClass::Membership => self.change_membership(cluster).await,
@@ -313,7 +313,7 @@ impl Nemesis {
             cluster.restart(index);
         }
         for node in &cluster.nodes {
-            node.disk.set_faults(FaultRates::default());
+            node.disk().set_faults(FaultRates::default());
             set_node_clock(
                 &node.name,
                 NodeClock {

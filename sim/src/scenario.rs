@@ -219,7 +219,7 @@ fn finish(
     let mut hasher = DefaultHasher::new();
     records.hash(&mut hasher);
     for node in &cluster.nodes {
-        for (key, found) in node.disk.dump() {
+        for (key, found) in node.disk().dump() {
             (key, found.value, found.revision).hash(&mut hasher);
         }
     }
@@ -242,7 +242,7 @@ fn finish(
         crashes: cluster
             .nodes
             .iter()
-            .map(|node| node.disk.counters().crashes)
+            .map(|node| node.disk().counters().crashes)
             .sum(),
         simulated: Instant::now() - started,
         trace_hash: hasher.finish(),
@@ -261,7 +261,7 @@ fn random_clock() -> NodeClock {
     }
 }
 
-async fn await_condition(bound: Duration, mut condition: impl FnMut() -> bool) -> bool {
+pub(crate) async fn await_condition(bound: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + bound;
     while Instant::now() < deadline {
         if condition() {
@@ -310,7 +310,7 @@ pub(crate) fn supervise(cluster: &mut Cluster) {
         .nodes
         .iter()
         .filter(|node| {
-            !node.down && !node.removed && (node.disk.failed() || node.start_error().is_some())
+            !node.down && !node.removed && (node.disk().failed() || node.start_error().is_some())
         })
         .map(|node| node.index)
         .collect();
@@ -401,9 +401,9 @@ fn converged(cluster: &Cluster) -> Result<(), String> {
             ));
         }
     }
-    let reference = statuses[0].0.disk.dump();
+    let reference = statuses[0].0.disk().dump();
     for (node, _) in &statuses[1..] {
-        if node.disk.dump() != reference {
+        if node.disk().dump() != reference {
             return Err(format!(
                 "node {} holds different data from node {}",
                 node.id(),

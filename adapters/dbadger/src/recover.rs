@@ -130,29 +130,23 @@ async fn answering(transport: &PeerTransport, addresses: &[String]) -> usize {
     count
 }
 
-/// Recovers the node in `config.data_dir` into a new one-node cluster reachable at `addr` (see
-/// the module documentation). Returns the new node id, or `None` when the node is its
-/// cluster's only voter already (there is nothing to recover; it starts as it is).
-pub(crate) async fn recover(
+/// What a recovery keeps of the survivor: every entry after its applied state, the last log id
+/// it holds, and the highest term it knows.
+struct Survivor {
+    tail: Vec<dbadger_core::raft_types::LogEntry>,
+    last: LogId,
+    term: u64,
+}
+
+/// Reads the survivor's stores and, unless forced, checks that the old cluster has lost its
+/// quorum. `None`: the node is its cluster's only voter already (there is nothing to recover).
+async fn survey<L: LogStore, S: StateMachineStore>(
     config: &Config,
-    options: LmdbOptions,
     transport: &PeerTransport,
-    addr: &str,
-) -> Result<Option<NodeId>, StartError> {
-    let dir = &config.data_dir;
-    finish_swap(dir)?;
-    if !dir.join("lmdb").exists() {
-        return Err(failed(format!(
-            "{} holds no node to recover",
-            dir.display()
-        )));
-    }
-    let old = crate::start::open_when_released(dir, options.clone()).await?;
-    let old_id = old.node_id(|| 0)?;
-    let (old_log, old_machine) = old.into_parts();
+    (old_id, old_log, old_machine): (NodeId, &L, &S),
+) -> Result<Option<Survivor>, StartError> {
     let bounds = old_log.log_bounds()?;
-    let view = old_machine.read()?;
-    let applied = view.applied_state()?;
+    let applied = old_machine.read()?.applied_state()?;
     let last = bounds.last.max(applied.last_applied);
     let Some(last) = last else {
         return Err(failed(
@@ -189,18 +183,122 @@ pub(crate) async fn recover(
         .vote()?
         .map_or(0, |vote| vote.leader_id.term)
         .max(last.leader_id.term);
+    Ok(Some(Survivor { tail, last, term }))
+}
 
+/// Writes the recovered one-node cluster of `new_id` at `addr` into the empty `new` stores.
+fn build<S: StateMachineStore, NL: LogStore, NS: StateMachineStore>(
+    config: &Config,
+    survivor: &Survivor,
+    old_machine: &S,
+    (new_id, new_log, new_machine): (NodeId, &NL, &NS),
+    addr: &str,
+) -> Result<(), StartError> {
+    let view = old_machine.read()?;
+    rebuild(
+        &view,
+        &survivor.tail,
+        new_machine,
+        config,
+        survivor.last,
+        new_id,
+        addr,
+    )?;
+    drop(view);
+    snapshot::build_snapshot(new_machine)?;
+    new_log.purge_through(&survivor.last)?;
+    new_log.save_committed(Some(&survivor.last))?;
+    new_log.save_vote(&Vote::new(survivor.term + 1, new_id))?;
+    new_log.save_cluster_id(crate::start::founded_cluster(new_id))?;
+    Ok(())
+}
+
+/// The address the recovered node records for itself in its new membership.
+fn recovered_address(config: &Config) -> String {
+    config
+        .advertise
+        .clone()
+        .unwrap_or_else(|| config.bind.clone())
+}
+
+impl crate::Db {
+    /// Recovers a survivor of a cluster that lost its quorum, on stores of the caller's choosing
+    /// (what `StartMode::Recover` does on a data directory): the survivor's stores `old`, of
+    /// node `old.0`, are read, never changed; the new one-node cluster of node `new.0` is
+    /// written into the empty stores `new`. It keeps every entry the survivor had applied or
+    /// held in its log, under a higher term and a new cluster id, with this node (at
+    /// `config.advertise`, else `config.bind`) its only voter. Unless `config.force_recover`,
+    /// the old cluster's other voters are asked first, and the recovery is refused if they
+    /// still make a quorum.
+    ///
+    /// Returns `true` when the new stores were written: start the node on them
+    /// ([`Db::start_with_storage`] with id `new.0`, `StartMode::Resume`). `false`: the survivor
+    /// is already its cluster's only voter, nothing was written; start it on its old stores.
+    /// The simulator recovers its nodes this way.
+    pub async fn recover_storage<L, S, NL, NS>(
+        config: &Config,
+        old: (NodeId, &L, &S),
+        new: (NodeId, &NL, &NS),
+    ) -> Result<bool, StartError>
+    where
+        L: LogStore,
+        S: StateMachineStore,
+        NL: LogStore,
+        NS: StateMachineStore,
+    {
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::start::load_tls)
+            .transpose()?;
+        let transport = PeerTransport::new(tls.as_ref());
+        let Some(survivor) = survey(config, &transport, old).await? else {
+            return Ok(false);
+        };
+        build(config, &survivor, old.2, new, &recovered_address(config))?;
+        tracing::info!(
+            old_id = old.0,
+            new_id = new.0,
+            last_index = survivor.last.index,
+            "recovered into a new one-node cluster"
+        );
+        Ok(true)
+    }
+}
+
+/// Recovers the node in `config.data_dir` into a new one-node cluster (see the module
+/// documentation). Returns the new node id, or `None` when the node is its cluster's only voter
+/// already (there is nothing to recover; it starts as it is).
+pub(crate) async fn recover(
+    config: &Config,
+    options: LmdbOptions,
+    transport: &PeerTransport,
+) -> Result<Option<NodeId>, StartError> {
+    let dir = &config.data_dir;
+    finish_swap(dir)?;
+    if !dir.join("lmdb").exists() {
+        return Err(failed(format!(
+            "{} holds no node to recover",
+            dir.display()
+        )));
+    }
+    let old = crate::start::open_when_released(dir, options.clone()).await?;
+    let old_id = old.node_id(|| 0)?;
+    let (old_log, old_machine) = old.into_parts();
+    let Some(survivor) = survey(config, transport, (old_id, &old_log, &old_machine)).await? else {
+        return Ok(None);
+    };
     let staged = dir.join(RECOVERING);
     let fresh = crate::start::open_when_released(&staged, options).await?;
     let new_id = fresh.node_id(crate::start::random_node_id)?;
     let (new_log, new_machine) = fresh.into_parts();
-    rebuild(&view, &tail, &new_machine, config, last, new_id, addr)?;
-    drop(view);
-    snapshot::build_snapshot(&new_machine)?;
-    new_log.purge_through(&last)?;
-    new_log.save_committed(Some(&last))?;
-    new_log.save_vote(&Vote::new(term + 1, new_id))?;
-    new_log.save_cluster_id(crate::start::founded_cluster(new_id))?;
+    build(
+        config,
+        &survivor,
+        &old_machine,
+        (new_id, &new_log, &new_machine),
+        &recovered_address(config),
+    )?;
     drop((new_log, new_machine, old_log, old_machine));
     fs::File::create(staged.join("complete"))
         .and_then(|file| file.sync_all())
@@ -210,7 +308,7 @@ pub(crate) async fn recover(
     tracing::info!(
         old_id,
         new_id,
-        last_index = last.index,
+        last_index = survivor.last.index,
         "recovered into a new one-node cluster; the old data is kept beside it (*.before-recover-N)"
     );
     Ok(Some(new_id))

@@ -76,7 +76,7 @@ fn max_message_bytes(config: &Config) -> usize {
 }
 
 /// Reads the PEM material of a TLS configuration (inline bytes or files).
-fn load_tls(tls: &TlsConfig) -> Result<TlsMaterial, StartError> {
+pub(crate) fn load_tls(tls: &TlsConfig) -> Result<TlsMaterial, StartError> {
     let read = |source: &PemSource, what: &str| match source {
         PemSource::Bytes(bytes) => Ok(bytes.clone()),
         PemSource::Path(path) => std::fs::read(path).map_err(|error| {
@@ -146,11 +146,7 @@ impl Db {
             if config.start == StartMode::Recover {
                 let transport =
                     PeerTransport::new(config.tls.as_ref().map(load_tls).transpose()?.as_ref());
-                let addr = config
-                    .advertise
-                    .clone()
-                    .unwrap_or_else(|| config.bind.clone());
-                crate::recover::recover(&config, options.clone(), &transport, &addr).await?;
+                crate::recover::recover(&config, options.clone(), &transport).await?;
             }
             let store = open_when_released(&config.data_dir, options).await?;
             let id = store.node_id(random_node_id)?;
@@ -223,7 +219,8 @@ impl Db {
             store: Arc::clone(&store),
             forwarder: Forwarder::new(transport)
                 .with_max_message_bytes(max_message_bytes)
-                .with_connect_timeout(config.peer_connect_timeout),
+                .with_connect_timeout(config.peer_connect_timeout)
+                .with_fence(Arc::clone(&fence)),
             limits: config.limits,
             request_timeout: config.request_timeout,
             patience,

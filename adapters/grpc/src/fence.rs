@@ -124,14 +124,33 @@ impl Fence {
         (self.adopt)(cluster);
     }
 
-    /// Adds the fencing headers of an RPC for node `to`.
-    pub fn stamp(&self, metadata: &mut MetadataMap, to: NodeId) {
+    /// Adds the cluster header only: a forwarded request names no node, but must not cross
+    /// from one cluster to another (a lost node that comes back after a recovery must not get
+    /// itself added to the new cluster through a forward).
+    pub fn stamp_cluster(&self, metadata: &mut MetadataMap) {
         let cluster = self.cluster();
         if cluster != 0
             && let Ok(value) = format!("{cluster:x}").parse()
         {
             metadata.insert(CLUSTER_HEADER, value);
         }
+    }
+
+    /// Checks an arriving forwarded request's cluster header. Unlike [`Fence::check`], it never
+    /// adopts the sender's cluster: forwards come from nodes that are not members yet too.
+    pub fn check_cluster(&self, metadata: &MetadataMap) -> Result<(), tonic::Status> {
+        admits(
+            self.node,
+            self.cluster(),
+            header(metadata, CLUSTER_HEADER),
+            None,
+        )
+        .map_err(|refusal| tonic::Status::failed_precondition(refusal.to_string()))
+    }
+
+    /// Adds the fencing headers of an RPC for node `to`.
+    pub fn stamp(&self, metadata: &mut MetadataMap, to: NodeId) {
+        self.stamp_cluster(metadata);
         if let Ok(value) = format!("{to:x}").parse() {
             metadata.insert(TO_HEADER, value);
         }

@@ -165,6 +165,7 @@ pub struct Forwarder {
     channels: Arc<Mutex<Channels>>,
     max_message_bytes: usize,
     connect_timeout: Duration,
+    fence: Option<Arc<crate::fence::Fence>>,
 }
 
 impl Default for Forwarder {
@@ -187,6 +188,16 @@ impl Forwarder {
             channels: Arc::default(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             connect_timeout: Duration::from_secs(1),
+            fence: None,
+        }
+    }
+
+    /// The same forwarder stamping every request with `fence`'s cluster id, which the
+    /// receiving node checks (see [`crate::fence`]).
+    pub fn with_fence(self, fence: Arc<crate::fence::Fence>) -> Forwarder {
+        Forwarder {
+            fence: Some(fence),
+            ..self
         }
     }
 
@@ -259,6 +270,9 @@ impl Forwarder {
             request: Some(request),
         });
         grpc_request.set_timeout(deadline);
+        if let Some(fence) = &self.fence {
+            fence.stamp_cluster(grpc_request.metadata_mut());
+        }
         let reply = match tokio::time::timeout(deadline, client.forward(grpc_request)).await {
             Ok(Ok(reply)) => reply.into_inner(),
             Ok(Err(status)) if connection_refused(&status) => {

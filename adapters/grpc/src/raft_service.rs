@@ -128,6 +128,9 @@ where
         &self,
         request: Request<v1::ForwardRequest>,
     ) -> Result<Response<v1::ForwardResponse>, Status> {
+        if let Some(fence) = &self.fence {
+            fence.check_cluster(request.metadata())?;
+        }
         serve_forward(&*self.forwarded, request.into_inner())
             .await
             .map(Response::new)

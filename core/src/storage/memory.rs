@@ -34,6 +34,7 @@ struct LogState {
     last_purged: Option<LogId>,
     vote: Option<Vote>,
     committed: Option<LogId>,
+    cluster_id: Option<u64>,
 }
 
 impl MemoryLogStore {
@@ -91,6 +92,15 @@ impl LogStore for MemoryLogStore {
 
     fn save_vote(&self, vote: &Vote) -> StorageResult<()> {
         self.state().vote = Some(*vote);
+        Ok(())
+    }
+
+    fn cluster_id(&self) -> StorageResult<Option<u64>> {
+        Ok(self.state().cluster_id)
+    }
+
+    fn save_cluster_id(&self, id: u64) -> StorageResult<()> {
+        self.state().cluster_id = Some(id);
         Ok(())
     }
 

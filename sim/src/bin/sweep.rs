@@ -3,6 +3,7 @@
 //! ```text
 //! cargo sim-run --release -p dbadger-sim --bin sweep -- --seeds 1..2000 --jobs 2
 //! cargo sim-run --release -p dbadger-sim --bin sweep -- --seed 17 --verbose
+//! cargo sim-run --release -p dbadger-sim --bin sweep -- --seeds 1..200 --recover
 //! ```
 
 #[cfg(madsim)]
@@ -25,6 +26,7 @@ mod sweep {
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
+    use dbadger_sim::recover_run::run_recover;
     use dbadger_sim::scenario::{Report, Scenario, replay_command, run};
 
     struct Options {
@@ -33,6 +35,7 @@ mod sweep {
         jobs: u64,
         verbose: bool,
         history: Option<String>,
+        recover: bool,
     }
 
     fn parse() -> Result<Options, String> {
@@ -42,6 +45,7 @@ mod sweep {
             jobs: 2,
             verbose: false,
             history: None,
+            recover: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -62,10 +66,11 @@ mod sweep {
                 }
                 "--jobs" => options.jobs = value()?.parse().map_err(|_| "--jobs takes a number")?,
                 "--verbose" => options.verbose = true,
+                "--recover" => options.recover = true,
                 "--history" => options.history = Some(value()?),
                 "--help" | "-h" => {
                     return Err(
-                        "usage: sweep [--seed N | --seeds FIRST..END] [--jobs N] [--verbose] [--history FILE]"
+                        "usage: sweep [--seed N | --seeds FIRST..END] [--jobs N] [--verbose] [--history FILE] [--recover]"
                             .into(),
                     );
                 }
@@ -118,11 +123,31 @@ mod sweep {
                 let verbose = options.verbose;
                 let end = options.end;
                 let history_file = options.history.clone();
+                let recover = options.recover;
                 std::thread::spawn(move || {
                     loop {
                         let seed = next.fetch_add(1, Ordering::SeqCst);
                         if seed >= end {
                             break;
+                        }
+                        if recover {
+                            let report = run_recover(&Scenario::for_seed(seed));
+                            if verbose || !report.violations.is_empty() {
+                                eprintln!(
+                                    "recover seed {seed}: {} operations, survivor at index {}",
+                                    report.operations, report.survivor_last_index
+                                );
+                            }
+                            if !report.violations.is_empty() {
+                                for violation in report.violations.iter().take(5) {
+                                    eprintln!("  {violation}");
+                                }
+                                failures
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .push(seed);
+                            }
+                            continue;
                         }
                         let report = run(&Scenario::for_seed(seed));
                         if let Some(path) = &history_file {

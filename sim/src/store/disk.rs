@@ -233,6 +233,22 @@ impl SimDisk {
         }
     }
 
+    /// The node stopped in an orderly way: every pending change reached the disk before the
+    /// process exited (the callbacks of its appends no longer matter). Stores of the ended boot
+    /// stop working.
+    pub fn stop(&self) {
+        let mut state = self.state();
+        state.incarnation += 1;
+        state.live = None;
+        for change in std::mem::take(&mut state.pending) {
+            let change = match change {
+                Pending::Append(entries, _) => Pending::Append(entries, None),
+                other => other,
+            };
+            apply_durably(&state.durable_log, &state.durable_machine, change);
+        }
+    }
+
     /// Sets the rates of injected errors.
     pub fn set_faults(&self, faults: FaultRates) {
         self.state().faults = faults;

@@ -55,6 +55,18 @@ impl LogStore for SimLogStore {
         self.live.log.save_vote(vote)
     }
 
+    fn cluster_id(&self) -> StorageResult<Option<u64>> {
+        self.read_check("cluster id read")?;
+        self.live.log.cluster_id()
+    }
+
+    fn save_cluster_id(&self, id: u64) -> StorageResult<()> {
+        self.write_check("cluster id write")?;
+        self.disk
+            .write_through(self.incarnation, |log, _| log.save_cluster_id(id))?;
+        self.live.log.save_cluster_id(id)
+    }
+
     fn committed(&self) -> StorageResult<Option<LogId>> {
         self.read_check("committed read")?;
         self.live.log.committed()
