@@ -15,11 +15,11 @@ use madsim::rand::{Rng, thread_rng};
 use madsim::time::sleep;
 
 use crate::checks;
-use crate::cluster::Cluster;
 use crate::history::History;
 use crate::invariants::Invariants;
-use crate::scenario::{Scenario, await_condition, await_convergence, fault_phase, form};
-use crate::store::SyncPolicy;
+use crate::scenario::{
+    Scenario, await_condition, await_convergence, empty_cluster, fault_phase, form,
+};
 use crate::workload::{final_reads, start_clients};
 
 /// What a recovery run found.
@@ -38,13 +38,9 @@ const RECOVERED_ID: u64 = 1000;
 
 /// Runs the recovery scenario of `scenario` inside the simulation.
 pub async fn simulate_recover(scenario: Scenario) -> RecoverReport {
-    dbadger::simulation::clear_node_clocks();
     let mut violations = Vec::new();
     let net = NetSim::current();
-    let mut cluster = Cluster::new(SyncPolicy::Delayed {
-        min: Duration::from_micros(100),
-        max: scenario.slowest_sync,
-    });
+    let mut cluster = empty_cluster(&scenario);
     let mut invariants = Invariants::default();
     if let Err(error) = form(&scenario, &mut cluster).await {
         return RecoverReport {

@@ -15,10 +15,8 @@ use madsim::net::NetSim;
 use madsim::rand::{Rng, thread_rng};
 use madsim::time::{Instant, sleep};
 
-use crate::cluster::Cluster;
 use crate::invariants::Invariants;
-use crate::scenario::{Scenario, await_convergence, fault_phase, form};
-use crate::store::SyncPolicy;
+use crate::scenario::{Scenario, await_convergence, empty_cluster, fault_phase, form};
 
 /// How many keys the snapshot holds, and how many the state before the restore.
 const KEYS: u32 = 120;
@@ -79,13 +77,9 @@ where
 
 /// Runs the restore scenario of `scenario` inside the simulation.
 pub async fn simulate_restore(scenario: Scenario) -> RestoreReport {
-    dbadger::simulation::clear_node_clocks();
     let mut violations = Vec::new();
     let net = NetSim::current();
-    let mut cluster = Cluster::new(SyncPolicy::Delayed {
-        min: Duration::from_micros(100),
-        max: scenario.slowest_sync,
-    });
+    let mut cluster = empty_cluster(&scenario);
     let mut invariants = Invariants::default();
     let prepared = async {
         form(&scenario, &mut cluster).await?;

@@ -137,16 +137,22 @@ pub fn run(scenario: &Scenario) -> Report {
     })
 }
 
+/// A cluster with no nodes yet for `scenario`, every node clock reset: its disks take 100 µs
+/// up to the scenario's slowest sync to make a write durable.
+pub fn empty_cluster(scenario: &Scenario) -> Cluster {
+    clear_node_clocks();
+    Cluster::new(SyncPolicy::Delayed {
+        min: Duration::from_micros(100),
+        max: scenario.slowest_sync,
+    })
+}
+
 /// The body of a run, inside the simulation.
 pub async fn simulate(scenario: Scenario) -> Report {
-    clear_node_clocks();
     let started = Instant::now();
     let mut violations = Vec::new();
     let net = NetSim::current();
-    let mut cluster = Cluster::new(SyncPolicy::Delayed {
-        min: Duration::from_micros(100),
-        max: scenario.slowest_sync,
-    });
+    let mut cluster = empty_cluster(&scenario);
     let mut invariants = Invariants::default();
     if let Err(error) = form(&scenario, &mut cluster).await {
         violations.push(error);

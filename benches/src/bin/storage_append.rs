@@ -8,9 +8,7 @@
 
 #![allow(clippy::print_stdout)]
 
-use std::fs::OpenOptions;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -88,28 +86,6 @@ impl Appender {
     }
 }
 
-/// 4 KiB append + fdatasync, the floor any durable commit pays at least once.
-fn disk_floor(dir: &Path) -> hdrhistogram::Histogram<u64> {
-    let path = dir.join("fdatasync-probe");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .expect("probe file");
-    let block = vec![0x5A; 4096];
-    let mut latencies = latency_histogram();
-    let start = Instant::now();
-    while start.elapsed() < RUN_TIME {
-        let one = Instant::now();
-        file.write_all(&block).expect("write");
-        file.sync_data().expect("fdatasync");
-        record(&mut latencies, one.elapsed());
-    }
-    drop(file);
-    std::fs::remove_file(path).expect("remove probe");
-    latencies
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let base: PathBuf = match args.iter().position(|arg| arg == "--dir") {
@@ -122,7 +98,7 @@ fn main() {
         dir.path().display()
     );
 
-    let floor = disk_floor(dir.path());
+    let floor = dbadger_bench::floor::append_sync(dir.path(), RUN_TIME).expect("disk floor probe");
     println!(
         "disk floor (4 KiB write + fdatasync): {}",
         percentiles(&floor)
