@@ -57,6 +57,10 @@ impl<S: StateMachineStore> ForwardHandler for Node<S> {
         })
     }
 
+    fn record_address(&self, id: NodeId, addr: String) -> BoxFuture<'_, Result<(), RequestError>> {
+        self.forwarded_membership(MembershipChange::RecordAddress { id, addr })
+    }
+
     fn remove_member(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>> {
         self.forwarded_membership(MembershipChange::Remove(id))
     }

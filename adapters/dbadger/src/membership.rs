@@ -14,7 +14,8 @@ use openraft::{ChangeMembers, ServerState};
 use tokio::time::Instant;
 
 use crate::membership_plan::{
-    AddStep, Departure, Member, MembershipChange, departure, next_add_step, transfer_target,
+    AddStep, Departure, Member, MembershipChange, departure, next_add_step, next_address_step,
+    transfer_target,
 };
 use crate::node::{Node, Types, remaining, stopped};
 use crate::requests::Attempt;
@@ -63,6 +64,15 @@ impl MembershipView {
     }
 }
 
+/// What an add asks of the leader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AddKind {
+    /// Make the node a member (a voter unless `learner_only`), or update its address.
+    Member { learner_only: bool },
+    /// Only update the address of a node that already is a member.
+    AddressOnly,
+}
+
 impl<S: StateMachineStore> Node<S> {
     /// Carries out `change` on the leader; forwarded there when `may_forward`.
     pub(crate) async fn change_membership_routed(
@@ -77,7 +87,12 @@ impl<S: StateMachineStore> Node<S> {
                 addr,
                 learner_only,
             } => {
-                self.add_member_routed(id, addr, learner_only, deadline, may_forward)
+                let kind = AddKind::Member { learner_only };
+                self.add_member_routed(id, addr, kind, deadline, may_forward)
+                    .await
+            }
+            MembershipChange::RecordAddress { id, addr } => {
+                self.add_member_routed(id, addr, AddKind::AddressOnly, deadline, may_forward)
                     .await
             }
             MembershipChange::Remove(id) => {
@@ -221,7 +236,7 @@ impl<S: StateMachineStore> Node<S> {
         &self,
         id: NodeId,
         addr: String,
-        learner_only: bool,
+        kind: AddKind,
         deadline: Instant,
         may_forward: bool,
     ) -> Result<(), RequestError> {
@@ -231,7 +246,13 @@ impl<S: StateMachineStore> Node<S> {
                 Err(hint) => return Attempt::NotLeader(hint),
             };
             let node = || NodeAddress { addr: addr.clone() };
-            match next_add_step(id, view.member(id), &addr, learner_only) {
+            let planned = match kind {
+                AddKind::Member { learner_only } => {
+                    next_add_step(id, view.member(id), &addr, learner_only)
+                }
+                AddKind::AddressOnly => next_address_step(id, view.member(id), &addr),
+            };
+            match planned {
                 Err(refused) => Attempt::Done(Err(refused)),
                 Ok(AddStep::Nothing) => Attempt::Done(Ok(Step::Finished)),
                 Ok(AddStep::UpdateAddress) => {
@@ -259,9 +280,18 @@ impl<S: StateMachineStore> Node<S> {
         let forward = |leader_addr: String| {
             let addr = addr.clone();
             async move {
-                self.forwarder
-                    .add_member(&leader_addr, id, &addr, learner_only, remaining(deadline))
-                    .await
+                match kind {
+                    AddKind::Member { learner_only } => {
+                        self.forwarder
+                            .add_member(&leader_addr, id, &addr, learner_only, remaining(deadline))
+                            .await
+                    }
+                    AddKind::AddressOnly => {
+                        self.forwarder
+                            .record_address(&leader_addr, id, &addr, remaining(deadline))
+                            .await
+                    }
+                }
             }
         };
         self.until_finished(deadline, may_forward, step, forward)

@@ -15,6 +15,9 @@ pub(crate) enum MembershipChange {
         addr: String,
         learner_only: bool,
     },
+    /// Record that member `id` is now reached at `addr`, its role unchanged; refused if it is
+    /// not a member (never adds it).
+    RecordAddress { id: NodeId, addr: String },
     /// Remove node `id`.
     Remove(NodeId),
     /// Take node `id`'s vote away; it stays as a learner.
@@ -68,6 +71,20 @@ pub(crate) fn next_add_step(
         (true, true) => Err(RequestError::Refused {
             reason: format!("node {id} is a voter; demote it to make it a learner"),
         }),
+    }
+}
+
+/// The next step of recording member `id`'s new address `addr`: only a member's address
+/// changes; a node that is not a member is not added.
+pub(crate) fn next_address_step(
+    id: NodeId,
+    existing: Option<Member<'_>>,
+    addr: &str,
+) -> Result<AddStep, RequestError> {
+    match existing {
+        None => Err(RequestError::UnknownMember { id }),
+        Some(member) if !addr.is_empty() && member.addr != addr => Ok(AddStep::UpdateAddress),
+        Some(_) => Ok(AddStep::Nothing),
     }
 }
 
@@ -161,6 +178,27 @@ mod tests {
 
     fn learner(addr: &str) -> Option<Member<'_>> {
         Some(Member { addr, voter: false })
+    }
+
+    #[test]
+    fn recording_an_address_changes_only_a_members_address() {
+        assert_eq!(
+            next_address_step(4, None, "d:2"),
+            Err(RequestError::UnknownMember { id: 4 })
+        );
+        assert_eq!(
+            next_address_step(4, learner("d:1"), "d:2"),
+            Ok(AddStep::UpdateAddress)
+        );
+        assert_eq!(
+            next_address_step(4, voter("d:1"), "d:2"),
+            Ok(AddStep::UpdateAddress)
+        );
+        assert_eq!(
+            next_address_step(4, learner("d:2"), "d:2"),
+            Ok(AddStep::Nothing)
+        );
+        assert_eq!(next_address_step(4, voter("d:1"), ""), Ok(AddStep::Nothing));
     }
 
     #[test]

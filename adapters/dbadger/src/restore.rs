@@ -64,7 +64,9 @@ impl<S: StateMachineStore> Node<S> {
     /// harm (a piece staged twice counts once; a `Begin` sent again starts the restore afresh,
     /// discarding the first; a `Commit` or `Abort` sent again after one that applied finds no
     /// restore and changes nothing). Returns the answer and whether an earlier attempt may
-    /// have applied. Each attempt gets the node's request timeout.
+    /// have applied. A step that fails after an attempt whose answer was lost fails with an
+    /// unknown outcome, whatever the last attempt said. Each attempt gets the node's request
+    /// timeout.
     async fn restore_step(
         &self,
         step: RestoreStep,
@@ -82,6 +84,7 @@ impl<S: StateMachineStore> Node<S> {
                     uncertain |= error.outcome() == Outcome::Unknown;
                     tokio::time::sleep(LEADER_POLL).await;
                 }
+                Err(error) if uncertain => return Err(may_have_applied(error)),
                 Err(error) => return Err(error),
                 Ok(answer) => return Ok((answer, uncertain)),
             }
@@ -175,6 +178,23 @@ impl<S: StateMachineStore> Node<S> {
     }
 }
 
+/// The error that ends a step after an earlier attempt that may have applied: the step's
+/// outcome is unknown, even where the last attempt was surely refused (a commit whose first
+/// answer was lost may have replaced the key space before the second found no quorum).
+fn may_have_applied(error: RequestError) -> RequestError {
+    if error.outcome() == Outcome::Unknown {
+        return error;
+    }
+    let error = error.with_outcome(Outcome::Unknown);
+    if error.outcome() == Outcome::Unknown {
+        return error;
+    }
+    RequestError::unavailable(
+        format!("{error}, after an earlier attempt whose answer was lost"),
+        Outcome::Unknown,
+    )
+}
+
 fn unexpected(response: &Response) -> RequestError {
     RequestError::Internal(format!("unexpected answer to a restore step: {response:?}"))
 }
@@ -182,6 +202,19 @@ fn unexpected(response: &Response) -> RequestError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_that_may_have_applied_never_fails_as_not_applied() {
+        let no_quorum = RequestError::unavailable("no quorum", Outcome::NotApplied);
+        let upgraded = may_have_applied(no_quorum);
+        assert_eq!(upgraded.outcome(), Outcome::Unknown);
+        assert!(upgraded.to_string().contains("no quorum"));
+        let full = may_have_applied(RequestError::StorageFull { max_bytes: 1 });
+        assert_eq!(full.outcome(), Outcome::Unknown);
+        assert!(full.to_string().contains("storage full"));
+        let unknown = RequestError::unavailable("lost", Outcome::Unknown);
+        assert_eq!(may_have_applied(unknown.clone()), unknown);
+    }
 
     #[test]
     fn pieces_fit_the_request_limit() {

@@ -81,6 +81,9 @@ pub trait ForwardHandler: Send + Sync + 'static {
         addr: String,
         learner_only: bool,
     ) -> BoxFuture<'_, Result<(), RequestError>>;
+    /// Records that member `id` (voter or learner, its role unchanged) is now reached at
+    /// `addr`; `UnknownMember` if it is not a member.
+    fn record_address(&self, id: NodeId, addr: String) -> BoxFuture<'_, Result<(), RequestError>>;
     /// Removes a node from the cluster.
     fn remove_member(&self, id: NodeId) -> BoxFuture<'_, Result<(), RequestError>>;
     /// Takes the vote away from voter `id` (it stays as a learner), on the leader.
@@ -106,6 +109,10 @@ pub(crate) async fn serve_forward(
             let query = decode_query(&bytes).map_err(|e| malformed("query", e))?;
             handler.linearizable_read(query).await
         }
+        Some(v1::forward_request::Request::AddMember(member)) if member.only_address => handler
+            .record_address(member.id, member.addr)
+            .await
+            .map(|()| Response::Empty),
         Some(v1::forward_request::Request::AddMember(member)) => handler
             .add_member(member.id, member.addr, member.learner_only)
             .await
@@ -350,6 +357,25 @@ impl Forwarder {
             id,
             addr: member_addr.to_owned(),
             learner_only,
+            only_address: false,
+        });
+        self.forward(addr, request, deadline).await.map(|_| ())
+    }
+
+    /// Asks the node at `addr` to record that member `id` is now reached at `member_addr`
+    /// (never adding it: refused if it is not a member).
+    pub async fn record_address(
+        &self,
+        addr: &str,
+        id: NodeId,
+        member_addr: &str,
+        deadline: Duration,
+    ) -> Result<(), ForwardError> {
+        let request = v1::forward_request::Request::AddMember(v1::AddMember {
+            id,
+            addr: member_addr.to_owned(),
+            learner_only: false,
+            only_address: true,
         });
         self.forward(addr, request, deadline).await.map(|_| ())
     }

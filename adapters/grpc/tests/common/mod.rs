@@ -74,6 +74,14 @@ impl ForwardHandler for NotForwarding {
         })
     }
 
+    fn record_address(&self, _: u64, _: String) -> BoxFuture<'_, Result<(), RequestError>> {
+        Box::pin(async {
+            Err(RequestError::ShuttingDown {
+                outcome: dbadger_core::Outcome::NotApplied,
+            })
+        })
+    }
+
     fn demote_member(&self, _: u64) -> BoxFuture<'_, Result<(), RequestError>> {
         Box::pin(async {
             Err(RequestError::ShuttingDown {
