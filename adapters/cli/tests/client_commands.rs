@@ -2,7 +2,8 @@
 //! commands: writes through a follower are read through another node, `--endpoints` fails over
 //! past a dead endpoint, JSON output parses, every documented exit code comes out, and a
 //! kill -9 of the leader during a stream of `put`s loses no put the client reported as
-//! successful.
+//! successful, and a kill -9 of the leader in the middle of a `snapshot restore` does not stop
+//! the restore.
 
 mod common;
 
@@ -283,4 +284,120 @@ fn a_killed_leader_loses_no_acknowledged_put() {
         "{} puts acknowledged, {refused} refused during the failover",
         acknowledged.len()
     );
+}
+
+/// The applied index node `addr` reports (`dbadger status --output json`).
+fn applied_index(addr: &str) -> u64 {
+    let status = run(&["status", "--endpoints", addr, "--output", "json"]);
+    let line = String::from_utf8_lossy(&status.stdout).into_owned();
+    let status: serde_json::Value = serde_json::from_str(line.trim()).expect("status JSON");
+    status["applied_index"].as_u64().expect("applied_index")
+}
+
+/// kill -9 of the leader in the middle of `dbadger snapshot restore` sent to a follower: the
+/// restore completes through the new leader (its pieces whose answers were lost are sent
+/// again and count once), and once the killed node is back every node holds the snapshot's
+/// pairs and nothing else.
+#[test]
+fn a_restore_survives_kill_9_of_the_leader() {
+    use dbadger_core::raft_types::SnapshotMeta;
+    use dbadger_core::snapshot_format::SnapshotWriter;
+
+    let root = tempfile::tempdir().expect("dir");
+    let mut nodes = three_nodes(root.path(), |_| Vec::new());
+    let leader = leader_index(&nodes);
+    let via = nodes[(leader + 1) % 3].addr.clone();
+    let put = run(&["put", "before", "the restore", "--endpoints", &via]);
+    assert_eq!(put.status.code(), Some(0), "{put:?}");
+    // 20,000 pairs of 1 KiB: the restore sends it in a dozen pieces of 1.5 MiB.
+    const PAIRS: usize = 20_000;
+    let file = root.path().join("big.snap");
+    let out = std::io::BufWriter::new(std::fs::File::create(&file).expect("snapshot file"));
+    let mut writer = SnapshotWriter::new(out, &SnapshotMeta::default()).expect("writer");
+    for n in 0..PAIRS {
+        let key = format!("key-{n:06}");
+        writer
+            .record(key.as_bytes(), &[b'v'; 1024], 1)
+            .expect("record");
+    }
+    writer.finish().expect("finish the snapshot");
+
+    let before = applied_index(&via);
+    let restoring = {
+        let (file, via) = (file.to_string_lossy().into_owned(), via.clone());
+        std::thread::spawn(move || run(&["snapshot", "restore", &file, "--endpoints", &via]))
+    };
+    // Kill the leader once the restore has begun and staged a piece or two.
+    let started = Instant::now();
+    let killed_at = loop {
+        let applied = applied_index(&via);
+        if applied >= before + 3 {
+            break applied;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the restore did not begin"
+        );
+    };
+    let old_leader = nodes.remove(leader);
+    let mut restored = None;
+    let back = old_leader.kill9_and_restart(|| {
+        restored = Some(restoring.join().expect("the restore command"));
+    });
+    nodes.push(back);
+    let restored = restored.expect("the restore ran");
+    let (code, text) = result(&restored);
+    assert_eq!(
+        code, 0,
+        "the restore completes under the new leader: {restored:?}"
+    );
+    let revision: u64 = text
+        .trim()
+        .rsplit_once("at revision ")
+        .and_then(|(_, revision)| revision.parse().ok())
+        .unwrap_or_else(|| panic!("a revision in {text:?}"));
+    assert!(
+        revision > killed_at,
+        "the restore committed (at {revision}) after the kill (applied {killed_at})"
+    );
+    assert!(text.contains(&format!("restored {PAIRS} keys")), "{text}");
+    for node in &nodes {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while applied_index(&node.addr) < revision {
+            if Instant::now() >= deadline {
+                let status = run(&["status", "--endpoints", &node.addr, "--output", "json"]);
+                let log: Vec<String> = node.logged("").into_iter().rev().take(30).collect();
+                panic!(
+                    "{} did not catch up to {revision}: {}\n{}",
+                    node.addr,
+                    String::from_utf8_lossy(&status.stdout),
+                    log.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for n in [0, PAIRS / 2, PAIRS - 1] {
+            let key = format!("key-{n:06}");
+            let got = run(&["get", &key, "--read", "local", "--endpoints", &node.addr]);
+            assert_eq!(
+                got.status.code(),
+                Some(0),
+                "{key} on {}: {got:?}",
+                node.addr
+            );
+        }
+        let gone = run(&[
+            "get",
+            "before",
+            "--read",
+            "local",
+            "--endpoints",
+            &node.addr,
+        ]);
+        assert_eq!(
+            gone.status.code(),
+            Some(3),
+            "the restore removed it: {gone:?}"
+        );
+    }
 }

@@ -206,7 +206,9 @@ impl Db {
             id,
             raft_config,
             network,
-            RaftLog::new(log),
+            // A replication request holds at most a request's worth of entries, well inside
+            // the message size every node accepts (`max_message_bytes`).
+            RaftLog::new(log).with_batch_bytes(config.limits.max_request_bytes),
             RaftStateMachineStore::new(Arc::clone(&store)).with_limits(config.limits),
         )
         .await
