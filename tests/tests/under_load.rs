@@ -2,13 +2,14 @@
 //! turn, the leader leaving, and a minute of writes with a small snapshot threshold while a
 //! follower keeps restarting (so logs are purged and snapshots built and installed all along:
 //! openraft issue 2116 reports a snapshot/purge race that panics the Raft core under such a
-//! load). In each, no acknowledged write may be lost and the writes must keep going.
+//! load), and a restore while clients write. In each, no acknowledged write may be lost (or,
+//! across the restore, survive it when it came before) and the writes must keep going.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use dbadger::{Config, Db, ReadPreference};
+use dbadger::{Config, Db, Error, ReadPreference};
 use dbadger_tests::{TestNode, eventually, guarded, restart, start_cluster_with};
 use tokio::task::JoinHandle;
 
@@ -29,7 +30,15 @@ fn set_reachable(reachable: &Reachable, index: usize, db: Option<Db>) {
 struct Load {
     stop: Arc<AtomicBool>,
     acknowledged: Arc<AtomicU64>,
-    writers: Vec<JoinHandle<Vec<u64>>>,
+    writers: Vec<JoinHandle<Vec<Acknowledged>>>,
+}
+
+/// One acknowledged write: its number, when it was sent and when its answer came.
+#[derive(Clone, Copy, Debug)]
+struct Acknowledged {
+    n: u64,
+    sent: Instant,
+    answered: Instant,
 }
 
 fn key(writer: u64, n: u64) -> Vec<u8> {
@@ -58,9 +67,14 @@ impl Load {
                             nodes[turn % nodes.len()].clone()
                         };
                         let Some(db) = db else { continue };
+                        let sent = Instant::now();
                         match db.set(key(writer, n), value(writer, n)).await {
                             Ok(_) => {
-                                acked.push(n);
+                                acked.push(Acknowledged {
+                                    n,
+                                    sent,
+                                    answered: Instant::now(),
+                                });
                                 acknowledged.fetch_add(1, Ordering::SeqCst);
                                 n += 1;
                             }
@@ -94,7 +108,7 @@ impl Load {
     /// Waits until `more` further writes are acknowledged (at most 30 s).
     async fn progresses(&self, more: u64, what: &str) {
         let target = self.acknowledged() + more;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         while self.acknowledged() < target {
             assert!(
                 started.elapsed() < Duration::from_secs(30),
@@ -104,8 +118,8 @@ impl Load {
         }
     }
 
-    /// Stops the writers; the acknowledged keys, per writer.
-    async fn stop(self) -> Vec<Vec<u64>> {
+    /// Stops the writers; the acknowledged writes, per writer.
+    async fn stop(self) -> Vec<Vec<Acknowledged>> {
         self.stop.store(true, Ordering::SeqCst);
         let mut acked = Vec::new();
         for writer in self.writers {
@@ -118,14 +132,14 @@ impl Load {
 /// Every acknowledged write reads back on every node of `nodes`: a last write through the
 /// first, which every node then applies, orders after all of them, so Local reads on a node
 /// that applied it must see each one.
-async fn assert_all_acknowledged_present(nodes: &[&Db], acked: &[Vec<u64>]) {
+async fn assert_all_acknowledged_present(nodes: &[&Db], acked: &[Vec<Acknowledged>]) {
     let revision = nodes[0].set(b"last", b"write").await.expect("a last write");
     for db in nodes {
         db.wait_applied(revision).await.expect("caught up");
         assert_eq!(db.failure(), None, "node {} failed", db.id());
         for (writer, keys) in acked.iter().enumerate() {
             let writer = writer as u64;
-            for &n in keys {
+            for &Acknowledged { n, .. } in keys {
                 let found = db
                     .get(key(writer, n), ReadPreference::Local)
                     .await
@@ -237,7 +251,7 @@ async fn snapshots_under_a_minute_of_sustained_writes() {
         let mut nodes = start_cluster_with(3, &|_| {}).await;
         let reachable = reachable(&nodes);
         let load = Load::start(&reachable, 4);
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let mut restarts = 0;
         let mut snapshot_indices = Vec::new();
         while started.elapsed() < Duration::from_secs(60) {
@@ -271,6 +285,79 @@ async fn snapshots_under_a_minute_of_sustained_writes() {
         })
         .await;
         assert!(restarts >= 5, "the follower restarted {restarts} times");
+        close_all(&nodes).await;
+    })
+    .await;
+}
+
+/// A restore while two writers write keys the snapshot does not hold: afterwards every node
+/// holds the snapshot's pairs, no write answered before the restore began, and every write
+/// sent after it returned (a write in between may land on either side of its commit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_while_clients_write() {
+    guarded(Duration::from_secs(90), async {
+        let nodes = start_cluster_with(3, &|_| {}).await;
+        let db = nodes[0].db.clone();
+        for n in 0..300u64 {
+            db.set(format!("snap/{n:04}"), b"restored")
+                .await
+                .expect("a write for the snapshot");
+        }
+        let file = nodes[0].dir.path().join("backup.snap");
+        let snapshot = db.snapshot().await.expect("a snapshot");
+        db.export_snapshot(&snapshot.id, &file).expect("exported");
+        db.delete_all().await.expect("cleared");
+
+        let reachable = reachable(&nodes);
+        let load = Load::start(&reachable, 2);
+        load.progresses(50, "before the restore").await;
+        let began = Instant::now();
+        let restored = nodes[1].db.restore(&file).await.expect("the restore");
+        let returned = Instant::now();
+        load.progresses(50, "after the restore").await;
+        let acked = load.stop().await;
+        assert_eq!(restored.keys, 300, "the snapshot's pairs");
+
+        let last = db.set(b"last", b"write").await.expect("a last write");
+        let (mut wiped, mut kept) = (0, 0);
+        for node in &nodes {
+            node.db.wait_applied(last).await.expect("caught up");
+            for n in 0..300u64 {
+                let found = node
+                    .db
+                    .get(format!("snap/{n:04}"), ReadPreference::Local)
+                    .await
+                    .expect("a restored pair");
+                assert_eq!(found.value, b"restored");
+            }
+            for (writer, writes) in acked.iter().enumerate() {
+                let writer = writer as u64;
+                for write in writes {
+                    let found = node
+                        .db
+                        .get(key(writer, write.n), ReadPreference::Local)
+                        .await;
+                    if write.answered < began {
+                        assert!(
+                            matches!(found, Err(Error::NotFound)),
+                            "w{writer}-{} was answered before the restore began and survived it",
+                            write.n
+                        );
+                        wiped += 1;
+                    } else if write.sent > returned {
+                        let found = found.unwrap_or_else(|error| {
+                            panic!("w{writer}-{} sent after the restore: {error}", write.n)
+                        });
+                        assert_eq!(found.value, value(writer, write.n));
+                        kept += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            wiped > 0 && kept > 0,
+            "writes on both sides: {wiped} wiped, {kept} kept"
+        );
         close_all(&nodes).await;
     })
     .await;
