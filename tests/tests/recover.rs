@@ -29,7 +29,7 @@ async fn stop(node: TestNode) -> (tempfile::TempDir, String) {
     (dir, addr)
 }
 
-/// The whole story: quorum lost, a survivor recovered, a new node joined, an old member back
+/// The whole story: quorum lost, a survivor recovered, two new nodes joined, an old member back
 /// on its old data refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_survivor_recovers_into_a_new_cluster_and_the_old_members_are_fenced() {
@@ -76,11 +76,23 @@ async fn a_survivor_recovers_into_a_new_cluster_and_the_old_members_are_fenced()
         let revision = set_through_failover(&recovered, b"after", b"recovery").await;
         assert!(revision > last);
 
-        // A new node joins as usual and catches up.
+        // Two new nodes join as usual and catch up; every old key reads back, linearizably,
+        // from every member of the new cluster.
         let joiner =
             start_node_with(StartMode::Join(vec![recovered.addr().to_owned()]), &|_| {}).await;
         joiner.db.wait_applied(revision).await.expect("caught up");
         assert_eq!(joiner.db.stats().cluster_id, stats.cluster_id);
+        let second =
+            start_node_with(StartMode::Join(vec![joiner.db.addr().to_owned()]), &|_| {}).await;
+        second.db.wait_applied(revision).await.expect("caught up");
+        for db in [&recovered, &joiner.db, &second.db] {
+            let old = db
+                .get_prefix(b"k", ReadPreference::Leader)
+                .await
+                .expect("a Leader read");
+            assert_eq!(old.entries.len(), 40, "every old key on node {}", db.id());
+        }
+        assert_eq!(recovered.nodes().len(), 3, "three members");
 
         // A lost member comes back on its old data: it cannot disturb the new cluster.
         let lost_b = Db::start(restart_config(&lost_b_dir, &lost_b_addr, StartMode::Resume))
@@ -103,6 +115,7 @@ async fn a_survivor_recovers_into_a_new_cluster_and_the_old_members_are_fenced()
             "the old member received nothing of the new cluster"
         );
         lost_b.close().await;
+        second.db.close().await;
         joiner.db.close().await;
         let new_id = recovered.id();
         let recovered_addr = recovered.addr().to_owned();
