@@ -2,9 +2,9 @@
 //! durable write costs the disk (a 4 KiB append or an overwrite of preallocated space, each
 //! followed by fdatasync) and what one loopback gRPC round trip costs.
 
-use std::fs::OpenOptions;
+use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -18,14 +18,20 @@ use crate::report::{latency_histogram, record};
 /// The size of one probe write: one page, what a small durable commit flushes at least.
 const BLOCK: usize = 4096;
 
-/// Appends 4 KiB blocks to a new file in `dir`, each followed by fdatasync, for `length`.
-pub fn append_sync(dir: &Path, length: Duration) -> std::io::Result<Histogram<u64>> {
-    let path = dir.join("floor-append.probe");
-    let mut file = OpenOptions::new()
+/// A new, empty probe file `name` in `dir`.
+fn probe_file(dir: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
+    let path = dir.join(name);
+    let file = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
         .open(&path)?;
+    Ok((path, file))
+}
+
+/// Appends 4 KiB blocks to a new file in `dir`, each followed by fdatasync, for `length`.
+pub fn append_sync(dir: &Path, length: Duration) -> std::io::Result<Histogram<u64>> {
+    let (path, mut file) = probe_file(dir, "floor-append.probe")?;
     let block = vec![0x5A; BLOCK];
     let mut latencies = latency_histogram();
     let start = Instant::now();
@@ -45,12 +51,7 @@ pub fn append_sync(dir: &Path, length: Duration) -> std::io::Result<Histogram<u6
 /// segments (the file's size, and so its metadata, never changes).
 pub fn overwrite_sync(dir: &Path, length: Duration) -> std::io::Result<Histogram<u64>> {
     const BLOCKS: u64 = 16 * 1024;
-    let path = dir.join("floor-overwrite.probe");
-    let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .open(&path)?;
+    let (path, mut file) = probe_file(dir, "floor-overwrite.probe")?;
     let block = vec![0x5A; BLOCK];
     for _ in 0..BLOCKS {
         file.write_all(&block)?;

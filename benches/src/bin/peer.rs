@@ -126,30 +126,15 @@ impl Systems {
 
     async fn failover(&mut self, system: System) -> Result<Duration, String> {
         let limit = Duration::from_secs(20);
-        match system {
-            System::Etcd => {
-                let leader = self.etcd.leader(limit).await?;
-                let cluster = &mut self.etcd;
-                failover::time_to_next_write(
-                    system,
-                    &cluster.endpoints,
-                    &mut cluster.members,
-                    leader,
-                )
-                .await
-            }
-            System::Dbadger => {
-                let leader = self.dbadger.leader(limit).await?;
-                let cluster = &mut self.dbadger;
-                failover::time_to_next_write(
-                    system,
-                    &cluster.endpoints,
-                    &mut cluster.members,
-                    leader,
-                )
-                .await
-            }
-        }
+        let leader = match system {
+            System::Etcd => self.etcd.leader(limit).await?,
+            System::Dbadger => self.dbadger.leader(limit).await?,
+        };
+        let (endpoints, members) = match system {
+            System::Etcd => (&self.etcd.endpoints, &mut self.etcd.members),
+            System::Dbadger => (&self.dbadger.endpoints, &mut self.dbadger.members),
+        };
+        failover::time_to_next_write(system, endpoints, members, leader).await
     }
 }
 
