@@ -66,15 +66,18 @@ impl<S: StateMachineStore> Node<S> {
 
 impl<S: StateMachineStore> Node<S> {
     /// After a restart with another advertised address (or a recovery, which records the
-    /// configured one), asks the leader (through the usual forwarding; this node, when it
-    /// leads alone) to record the address this node really advertises, retrying until it is
-    /// recorded or the node stops. A member whose address is unchanged has nothing to announce.
+    /// configured one), asks the leader to record the address this node really advertises,
+    /// retrying until it is recorded or the node stops. A member whose address is unchanged
+    /// has nothing to announce.
     ///
-    /// A node whose own log does not show it as a member may still be one: it restarted before
-    /// the entry that added it reached it, and the leader, which sends to the old address, can
-    /// never deliver that entry. Such a node asks the members it knows of to record its new
-    /// address only if it is a member (`record_address`): a node that is not one stays out,
-    /// and asks again now and then, as the entry that adds it may still be on its way.
+    /// The request only ever changes the address of a node that is a member (`RecordAddress`,
+    /// never an add): a node removed while it was down, or one whose own log does not show it
+    /// as a member yet (it restarted before the entry that added it reached it), is not added
+    /// by its announcement. The leader still sends to the old address, so this node may not
+    /// know who leads: it asks the members it knows of, which pass the request on; a leader
+    /// (of others, or alone after a recovery) records its own address, as the others would
+    /// forward to the old one. A node that is not a member asks again now and then, as the
+    /// entry that adds it may still be on its way.
     pub(crate) async fn announce_address(&self) {
         loop {
             let status = crate::node::Engine::status(self);
@@ -85,21 +88,26 @@ impl<S: StateMachineStore> Node<S> {
             if me.is_some_and(|(_, recorded, _)| *recorded == self.addr) {
                 return;
             }
-            // The leader still sends to the old address, so this node may not know who leads:
-            // ask the other members, which pass it on to the leader.
             let others: Vec<&String> = status
                 .members
                 .iter()
                 .filter(|(id, _, _)| *id != self.id)
                 .map(|(_, addr, _)| addr)
                 .collect();
-            let recorded = match me {
-                Some((_, _, voter)) => {
-                    self.announce_as_member(*voter, status.is_leader, &others)
-                        .await
-                }
-                None if others.is_empty() => return,
-                None => self.announce_if_member(&others).await,
+            if me.is_none() && others.is_empty() {
+                return;
+            }
+            let recorded = if status.is_leader || others.is_empty() {
+                let change = MembershipChange::RecordAddress {
+                    id: self.id,
+                    addr: self.addr.clone(),
+                };
+                let deadline = Instant::now() + self.request_timeout;
+                self.change_membership_routed(change, deadline, true)
+                    .await
+                    .is_ok()
+            } else {
+                self.record_address_through(&others).await
             };
             if recorded {
                 tracing::info!(addr = %self.addr, "the cluster recorded this node's address");
@@ -109,39 +117,8 @@ impl<S: StateMachineStore> Node<S> {
         }
     }
 
-    /// Records this member's address: on this node when it leads (of others, or alone after a
-    /// recovery, as the others would forward to the old address), else through `others`.
-    async fn announce_as_member(&self, voter: bool, is_leader: bool, others: &[&String]) -> bool {
-        if is_leader || others.is_empty() {
-            let change = MembershipChange::Add {
-                id: self.id,
-                addr: self.addr.clone(),
-                learner_only: !voter,
-            };
-            let deadline = Instant::now() + self.request_timeout;
-            if self
-                .change_membership_routed(change, deadline, true)
-                .await
-                .is_ok()
-            {
-                return true;
-            }
-        }
-        for member in others {
-            if self
-                .forwarder
-                .add_member(member, self.id, &self.addr, !voter, self.request_timeout)
-                .await
-                .is_ok()
-            {
-                return true;
-            }
-        }
-        false
-    }
-
-    /// Asks `others` to record this node's address if the leader holds it as a member.
-    async fn announce_if_member(&self, others: &[&String]) -> bool {
+    /// Asks `others`, one after another, to have the leader record this node's address.
+    async fn record_address_through(&self, others: &[&String]) -> bool {
         for member in others {
             match self
                 .forwarder
