@@ -363,6 +363,50 @@ async fn a_restart_with_a_new_address_updates_the_membership() {
     .await;
 }
 
+/// A node removed while it was down, started again at another address on its old data (its
+/// log does not show the removal), announces its new address: the leader must not add it back,
+/// as an announcement only ever changes a member's address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_removed_while_down_is_not_added_back_by_its_announcement() {
+    guarded(GUARD, async {
+        let mut nodes = start_cluster_with(3, &|_| {}).await;
+        let leader = leader_of(&nodes);
+        let removed = nodes.remove((leader + 1) % 3);
+        let id = removed.db.id();
+        removed.db.close().await;
+        let TestNode { db, dir } = removed;
+        drop(db);
+        let leader_db = &nodes[leader_of(&nodes)].db;
+        leader_db
+            .remove_member(id)
+            .await
+            .expect("removed while down");
+        let restarted = Db::start(test_config(&dir, StartMode::Resume))
+            .await
+            .expect("restart on another port");
+        assert!(
+            restarted.nodes().iter().any(|(member, _, _)| *member == id),
+            "its own log still shows it as a member"
+        );
+        // Its announcement is refused (it is not a member); watch the membership for longer
+        // than several announcement rounds.
+        let watched = std::time::Instant::now();
+        while watched.elapsed() < Duration::from_secs(3) {
+            for node in &nodes {
+                assert!(
+                    node.db.nodes().iter().all(|(member, _, _)| *member != id),
+                    "node {id} was added back: {:?}",
+                    node.db.nodes()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        restarted.close().await;
+        close_all(&nodes).await;
+    })
+    .await;
+}
+
 /// Binding every interface without saying where the node is reached is a start error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binding_every_interface_needs_advertise() {
