@@ -33,7 +33,9 @@ impl<S> Clone for RaftLog<S> {
 /// ([`crate::Limits`]), well inside the message size a node accepts (twice that, plus 1 MiB).
 const DEFAULT_BATCH_BYTES: usize = 3 << 20;
 
-/// How many entries are read from the store at a time while a replication batch is filled.
+/// The most entries read from the store at a time while a replication batch is filled. Reads
+/// start with one entry and double while whole reads fit, so large entries are not read only to
+/// be left out.
 const READ_CHUNK: u64 = 32;
 
 /// The bytes an entry is counted for in a replication batch: its keys and values, plus a
@@ -85,8 +87,9 @@ impl<S: LogStore> RaftLog<S> {
         let mut batch: Vec<LogEntry> = Vec::new();
         let mut used = 0;
         let mut next = start;
+        let mut chunk_len = 1;
         while next < end {
-            let chunk = self.read_range(next..end.min(next.saturating_add(READ_CHUNK)))?;
+            let chunk = self.read_range(next..end.min(next.saturating_add(chunk_len)))?;
             let Some(last) = chunk.last().map(|entry| entry.log_id.index) else {
                 break;
             };
@@ -98,6 +101,7 @@ impl<S: LogStore> RaftLog<S> {
                 break;
             }
             next = last + 1;
+            chunk_len = (chunk_len * 2).min(READ_CHUNK);
         }
         Ok(batch)
     }
