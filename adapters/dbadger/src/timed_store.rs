@@ -137,4 +137,11 @@ impl<S: StateMachineStore> StateWrite for TimedWrite<'_, S> {
         self.metrics.record_apply(self.started.elapsed());
         outcome
     }
+
+    /// Times up to the end of the commit, which may come after the answers.
+    fn commit_and_acknowledge(self, acknowledge: impl FnOnce()) -> StorageResult<()> {
+        let outcome = self.inner.commit_and_acknowledge(acknowledge);
+        self.metrics.record_apply(self.started.elapsed());
+        outcome
+    }
 }

@@ -37,6 +37,7 @@
 mod environment;
 mod faults;
 mod log_store;
+mod read_barrier;
 mod snapshot_files;
 mod state_machine;
 

@@ -21,6 +21,7 @@ use crate::environment::{
     LAST_APPLIED_KEY, MEMBERSHIP_KEY, Shared, decode_versioned, encode_versioned, split_versioned,
 };
 use crate::faults::FaultPoint;
+use crate::read_barrier::ReadBarrier;
 use crate::snapshot_files::{LmdbSnapshot, LmdbSnapshotSink};
 
 /// How many pairs a scan visits between checks of its view's age.
@@ -30,11 +31,15 @@ const AGE_CHECK_EVERY: usize = 256;
 #[derive(Debug, Clone)]
 pub struct LmdbStateMachine {
     shared: Arc<Shared>,
+    barrier: Arc<ReadBarrier>,
 }
 
 impl LmdbStateMachine {
     pub(crate) fn new(shared: Arc<Shared>) -> LmdbStateMachine {
-        LmdbStateMachine { shared }
+        LmdbStateMachine {
+            shared,
+            barrier: Arc::default(),
+        }
     }
 
     /// The bytes of the database file in use (pages up to the last one written).
@@ -50,7 +55,9 @@ impl StateMachineStore for LmdbStateMachine {
     type Snapshot = LmdbSnapshot;
     type Sink = LmdbSnapshotSink;
 
+    /// Waits while a commit whose answers went out is flushing (see [`crate::read_barrier`]).
     fn read(&self) -> StorageResult<LmdbRead<'_>> {
+        self.barrier.pass()?;
         Ok(LmdbRead {
             txn: self
                 .shared
@@ -66,6 +73,7 @@ impl StateMachineStore for LmdbStateMachine {
         Ok(LmdbWrite {
             txn: self.shared.write_txn()?,
             shared: &self.shared,
+            barrier: &self.barrier,
         })
     }
 
@@ -186,6 +194,7 @@ fn staged(shared: &Shared, txn: &RoTxn<'_>, seq: u64) -> StorageResult<Option<Ve
 pub struct LmdbWrite<'a> {
     txn: RwTxn<'a>,
     shared: &'a Shared,
+    barrier: &'a ReadBarrier,
 }
 
 impl std::fmt::Debug for LmdbWrite<'_> {
@@ -305,6 +314,13 @@ impl StateWrite for LmdbWrite<'_> {
     /// once, recovered from the log and snapshots after a power loss (see the crate docs).
     fn commit(self) -> StorageResult<()> {
         self.shared.commit(self.txn)
+    }
+
+    /// Answers first, then commits with reads held at the barrier until the commit is done.
+    fn commit_and_acknowledge(self, acknowledge: impl FnOnce()) -> StorageResult<()> {
+        let (shared, txn) = (self.shared, self.txn);
+        self.barrier
+            .commit_after_acknowledging(acknowledge, || shared.commit(txn))
     }
 }
 

@@ -86,9 +86,10 @@ where
         Ok((state.last_applied, state.membership))
     }
 
-    /// Applies every entry the stream yields in one transaction, committed before any response
-    /// is sent: a client is answered only once its write and the applied log id are stored
-    /// together.
+    /// Applies every entry the stream yields in one transaction, which stores the writes and
+    /// the applied log id together. The answers may go out while the transaction flushes (see
+    /// [`StateWrite::commit_and_acknowledge`]): they depend only on the committed entries, and
+    /// reads opened after them wait for the commit.
     async fn apply<Strm>(&mut self, entries: Strm) -> Result<(), io::Error>
     where
         Strm:
@@ -118,12 +119,13 @@ where
         }
         applied.last_applied = Some(last_applied);
         txn.set_applied_state(&applied)?;
-        txn.commit()?;
-        for (responder, response) in responses {
-            if let Some(responder) = responder {
-                responder.send(response);
+        txn.commit_and_acknowledge(|| {
+            for (responder, response) in responses {
+                if let Some(responder) = responder {
+                    responder.send(response);
+                }
             }
-        }
+        })?;
         Ok(())
     }
 

@@ -166,6 +166,19 @@ pub trait StateWrite: StateRead + KvWrite {
 
     /// Makes every change of this transaction visible atomically.
     fn commit(self) -> StorageResult<()>;
+
+    /// Commits like [`StateWrite::commit`] and calls `acknowledge`, which answers the clients
+    /// of the applied entries. A store may call it before its flush has finished, so that
+    /// answers need not wait for the disk, provided every read view opened after
+    /// `acknowledge` began sees this transaction or fails. The default commits first.
+    fn commit_and_acknowledge(self, acknowledge: impl FnOnce()) -> StorageResult<()>
+    where
+        Self: Sized,
+    {
+        self.commit()?;
+        acknowledge();
+        Ok(())
+    }
 }
 
 /// A finished, durable snapshot file (see [`crate::snapshot_format`]).
