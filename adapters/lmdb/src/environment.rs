@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use dbadger_core::StorageError;
 use dbadger_core::response::Versioned;
@@ -59,8 +59,10 @@ pub(crate) struct Databases {
     pub(crate) staging: LogDb,
 }
 
-/// What the log store and the state machine share: the environment, its databases, the
-/// snapshot directory, the options, the fault plan and whether a write has failed.
+/// One LMDB environment (the log's, or the state machine's) with its databases, the snapshot
+/// directory, the options, the fault plan and whether a write has failed. Each environment
+/// creates every named database; the log uses `log` and `raft_meta`, the state machine the
+/// others (and `raft_meta` for its format version).
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) env: Env<WithoutTls>,
@@ -71,18 +73,21 @@ pub(crate) struct Shared {
     /// Why writes are refused since a commit, a flush or a log write failed (the fsyncgate
     /// rule: after a failed flush the page cache cannot be trusted to match the disk, so
     /// nothing more is written until the store is reopened from what the disk holds).
-    failure: Mutex<Option<String>>,
+    /// Shared by the store's two environments: a failed write in either refuses both.
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 impl Shared {
+    /// Opens (creating if needed) the environment in `env_dir`, with snapshot files in
+    /// `snapshot_dir`; `failure` is the store's record of a failed write.
     pub(crate) fn open(
-        data_dir: &Path,
+        env_dir: &Path,
+        snapshot_dir: PathBuf,
         options: LmdbOptions,
         faults: LmdbFaults,
+        failure: Arc<Mutex<Option<String>>>,
     ) -> StorageResult<Shared> {
-        let env_dir = data_dir.join("lmdb");
-        let snapshot_dir = data_dir.join("snapshots");
-        fs::create_dir_all(&env_dir)?;
+        fs::create_dir_all(env_dir)?;
         fs::create_dir_all(&snapshot_dir)?;
         let map_size = options.max_size_bytes.div_ceil(MAP_SIZE_GRANULE) * MAP_SIZE_GRANULE;
         let map_size = usize::try_from(map_size).map_err(|_| StorageError::Full {
@@ -103,7 +108,7 @@ impl Shared {
         // SAFETY: the environment lives on a local filesystem in a directory dbadger owns; no
         // other code writes its files, and heed refuses a second concurrent open in-process.
         #[allow(unsafe_code)]
-        let env = unsafe { open_options.open(&env_dir) }.map_err(|e| lmdb_error(e, &options))?;
+        let env = unsafe { open_options.open(env_dir) }.map_err(|e| lmdb_error(e, &options))?;
         env.clear_stale_readers()
             .map_err(|e| lmdb_error(e, &options))?;
         let dbs = create_databases(&env).map_err(|e| lmdb_error(e, &options))?;
@@ -113,7 +118,7 @@ impl Shared {
             snapshot_dir,
             options,
             faults,
-            failure: Mutex::new(None),
+            failure,
         };
         shared.check_format_version()?;
         Ok(shared)
@@ -174,6 +179,32 @@ impl Shared {
         self.inject(FaultPoint::Sync)
             .and_then(|()| self.env.force_sync().map_err(|e| self.error(e)))
             .map_err(|e| self.fail_writes(e))
+    }
+
+    /// The bytes of the pages every database of this environment uses, without the free
+    /// pages LMDB reuses; `None` if the statistics cannot be read.
+    pub(crate) fn used_page_bytes(&self) -> Option<u64> {
+        let txn = self.env.read_txn().ok()?;
+        let dbs = &self.dbs;
+        let named = [
+            dbs.log.stat(&txn),
+            dbs.raft_meta.stat(&txn),
+            dbs.kv.stat(&txn),
+            dbs.state_meta.stat(&txn),
+            dbs.snapshot_meta.stat(&txn),
+            dbs.staging.stat(&txn),
+        ];
+        let mut used = self.env.unnamed_database_stat().non_free_page_size() as u64;
+        for stat in named {
+            used += stat.ok()?.non_free_page_size() as u64;
+        }
+        Some(used)
+    }
+
+    /// The bytes of the database file up to its last written page.
+    pub(crate) fn file_bytes(&self) -> u64 {
+        let page_size = u64::from(self.env.unnamed_database_stat().page_size);
+        (self.env.info().last_page_number as u64 + 1) * page_size
     }
 
     fn check_format_version(&self) -> StorageResult<()> {

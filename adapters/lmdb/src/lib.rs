@@ -1,7 +1,7 @@
 //! LMDB storage for dbadger, through heed.
 //!
-//! This crate owns everything dbadger keeps on disk. [`LmdbStore::open`] opens one LMDB
-//! environment per node data directory and hands out the two stores of `dbadger-core`'s storage
+//! This crate owns everything dbadger keeps on disk. [`LmdbStore::open`] opens a node data
+//! directory's two LMDB environments and hands out the two stores of `dbadger-core`'s storage
 //! traits: [`LmdbLogStore`] (the Raft log, the durable vote, the committed id) and
 //! [`LmdbStateMachine`] (key-value data with revisions, applied log id and membership, snapshot
 //! files). Raft storage semantics live in `dbadger-core` (`raft_storage`); this crate only moves
@@ -10,14 +10,18 @@
 //!
 //! # Durability in one paragraph
 //!
-//! The environment runs with `MDB_NOMETASYNC`: every commit flushes its data pages, and only
+//! The log and the state machine have an environment each (so that neither waits for the
+//! other's writer lock across a flush). Both run with `MDB_NOMETASYNC`: every commit flushes its data pages, and only
 //! commits that must be durable at once also flush the meta page (`force_sync`). Log appends,
 //! votes and snapshot bookkeeping are such commits, and the append callback fires after the
 //! flush. Appends that arrive while a flush is in progress are written together in the next
 //! transaction (group commit), on a dedicated writer thread. State-machine commits flush their
-//! data but not the meta page: after a power loss the last applied transactions may be undone,
-//! and openraft re-applies them from the durable log (up to the durable committed id) or from
-//! the latest snapshot. LMDB's copy-on-write B-tree keeps every committed state intact either way.
+//! data but not the meta page, and answer their clients before that flush (reads opened after
+//! an answer wait for its commit: see `read_barrier`). After a power loss the last applied
+//! transactions may be undone, and openraft re-applies them from the durable log (up to the
+//! durable committed id) or from the latest snapshot, whose recording force-syncs the state
+//! machine's environment. LMDB's copy-on-write B-tree keeps every committed state intact
+//! either way.
 //!
 //! # Size
 //!
@@ -53,8 +57,17 @@ pub use log_store::{LmdbLogStore, LogWriterStats};
 pub use snapshot_files::{LmdbSnapshot, LmdbSnapshotSink};
 pub use state_machine::{LmdbRead, LmdbStateMachine, LmdbWrite};
 
-/// The on-disk format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format version this build writes and reads. Version 1 kept the log and the
+/// state machine in one environment; version 2 gives the state machine its own.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The log's environment, under the data directory.
+const LOG_ENV_DIR: &str = "lmdb";
+/// The state machine's environment, inside the log's directory (so that moving `lmdb/` moves
+/// the whole store but its snapshot files).
+const STATE_ENV_DIR: &str = "state";
+/// Snapshot files, under the data directory.
+const SNAPSHOT_DIR: &str = "snapshots";
 
 /// How an LMDB store is opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,8 +115,9 @@ pub struct LmdbStore {
 }
 
 impl LmdbStore {
-    /// Opens (creating if needed) the store in `data_dir`: `data_dir/lmdb/` holds the LMDB
-    /// environment, `data_dir/snapshots/` the snapshot files.
+    /// Opens (creating if needed) the store in `data_dir`: `data_dir/lmdb/` holds the log's
+    /// LMDB environment, `data_dir/lmdb/state/` the state machine's, and `data_dir/snapshots/`
+    /// the snapshot files.
     ///
     /// Opening the same directory twice in one process is refused while the first is open.
     pub fn open(data_dir: &Path, options: LmdbOptions) -> StorageResult<LmdbStore> {
@@ -117,12 +131,26 @@ impl LmdbStore {
         options: LmdbOptions,
         faults: LmdbFaults,
     ) -> StorageResult<LmdbStore> {
-        let shared = Arc::new(environment::Shared::open(data_dir, options, faults)?);
+        let log_dir = data_dir.join(LOG_ENV_DIR);
+        let snapshot_dir = data_dir.join(SNAPSHOT_DIR);
+        let failure = Arc::default();
+        let open = |env_dir: &Path| {
+            environment::Shared::open(
+                env_dir,
+                snapshot_dir.clone(),
+                options.clone(),
+                faults.clone(),
+                Arc::clone(&failure),
+            )
+            .map(Arc::new)
+        };
+        let log_env = open(&log_dir)?;
+        let state_env = open(&log_dir.join(STATE_ENV_DIR))?;
         // A crash during a snapshot write leaves a partial file; none is ever read.
-        snapshot_files::remove_partial_files(&shared.snapshot_dir)?;
+        snapshot_files::remove_partial_files(&snapshot_dir)?;
         Ok(LmdbStore {
-            log: LmdbLogStore::start(Arc::clone(&shared))?,
-            state_machine: LmdbStateMachine::new(shared),
+            log: LmdbLogStore::start(Arc::clone(&log_env))?,
+            state_machine: LmdbStateMachine::new(state_env, log_env),
             data_dir: data_dir.to_path_buf(),
         })
     }
@@ -140,7 +168,7 @@ impl LmdbStore {
     /// Deletes the store in `data_dir` (its `lmdb/` and `snapshots/` directories; nothing else
     /// in `data_dir`), which must not be open. A store that does not exist is not an error.
     pub fn destroy(data_dir: &Path) -> std::io::Result<()> {
-        for part in ["lmdb", "snapshots"] {
+        for part in [LOG_ENV_DIR, SNAPSHOT_DIR] {
             match std::fs::remove_dir_all(data_dir.join(part)) {
                 Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
                 _ => {}

@@ -1,5 +1,5 @@
-//! The key-value state machine in LMDB: data, applied log id and membership in one environment,
-//! so one LMDB transaction changes them together.
+//! The key-value state machine in LMDB: data, applied log id and membership in one environment
+//! (its own, apart from the log's), so one LMDB transaction changes them together.
 
 use std::ops::Bound;
 use std::sync::Arc;
@@ -30,22 +30,25 @@ const AGE_CHECK_EVERY: usize = 256;
 /// The key-value state machine of one node in LMDB.
 #[derive(Debug, Clone)]
 pub struct LmdbStateMachine {
+    /// The state machine's own environment.
     shared: Arc<Shared>,
+    /// The log's environment, for the space both use.
+    log_env: Arc<Shared>,
     barrier: Arc<ReadBarrier>,
 }
 
 impl LmdbStateMachine {
-    pub(crate) fn new(shared: Arc<Shared>) -> LmdbStateMachine {
+    pub(crate) fn new(shared: Arc<Shared>, log_env: Arc<Shared>) -> LmdbStateMachine {
         LmdbStateMachine {
             shared,
+            log_env,
             barrier: Arc::default(),
         }
     }
 
-    /// The bytes of the database file in use (pages up to the last one written).
+    /// The bytes of the two database files in use (pages up to the last one written).
     pub fn used_bytes(&self) -> u64 {
-        let page_size = u64::from(self.shared.env.unnamed_database_stat().page_size);
-        (self.shared.env.info().last_page_number as u64 + 1) * page_size
+        self.shared.file_bytes() + self.log_env.file_bytes()
     }
 }
 
@@ -93,25 +96,11 @@ impl StateMachineStore for LmdbStateMachine {
         crate::snapshot_files::list(&self.shared.snapshot_dir)
     }
 
-    /// The pages in use by every database (the log's too: they share the map), without the
-    /// free pages LMDB reuses; `None` if the statistics cannot be read.
+    /// The pages in use by every database of both environments (the log's and this one's),
+    /// without the free pages LMDB reuses; `None` if the statistics cannot be read.
     fn space(&self) -> Option<SpaceUsage> {
-        let txn = self.shared.env.read_txn().ok()?;
-        let dbs = &self.shared.dbs;
-        let named = [dbs.log.stat(&txn), dbs.raft_meta.stat(&txn)]
-            .into_iter()
-            .chain([
-                dbs.kv.stat(&txn),
-                dbs.state_meta.stat(&txn),
-                dbs.snapshot_meta.stat(&txn),
-                dbs.staging.stat(&txn),
-            ]);
-        let mut used = self.shared.env.unnamed_database_stat().non_free_page_size() as u64;
-        for stat in named {
-            used += stat.ok()?.non_free_page_size() as u64;
-        }
         Some(SpaceUsage {
-            used_bytes: used,
+            used_bytes: self.shared.used_page_bytes()? + self.log_env.used_page_bytes()?,
             max_bytes: self.shared.options.max_size_bytes,
         })
     }
