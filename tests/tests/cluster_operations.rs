@@ -158,3 +158,35 @@ async fn every_operation_on_every_node() {
         node.db.close().await;
     }
 }
+
+/// Every write answered on a node is seen by a Local read sent to that node right after the
+/// answer, although the answer goes out before the state machine's commit has flushed (the
+/// read waits at the store's barrier). Leader and followers alike: a follower answers a
+/// forwarded write once it applied it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_read_right_after_an_answer_sees_the_write() {
+    dbadger_tests::guarded(std::time::Duration::from_secs(120), async {
+        let nodes = start_cluster(3).await;
+        for (n, node) in nodes.iter().enumerate() {
+            let key = format!("read-your-write/{n}").into_bytes();
+            for i in 0..100u32 {
+                let value = i.to_be_bytes();
+                let revision = node.db.set(key.clone(), value).await.expect("set");
+                let entry = node
+                    .db
+                    .get(key.clone(), ReadPreference::Local)
+                    .await
+                    .expect("local read");
+                assert_eq!(
+                    (entry.value.as_slice(), entry.revision),
+                    (&value[..], revision),
+                    "node {n}, write {i}: the Local read missed the answered write"
+                );
+            }
+        }
+        for node in &nodes {
+            node.db.close().await;
+        }
+    })
+    .await;
+}

@@ -1,4 +1,4 @@
-//! Opening the LMDB environment and its named databases; mapping heed errors; the small
+//! Opening an LMDB environment (the log's or the state machine's) and its named databases; mapping heed errors; the small
 //! encodings of values stored in LMDB.
 
 use std::fs;

@@ -25,9 +25,12 @@
 //!
 //! # Size
 //!
-//! The memory map is the configured maximum; the file grows page by page as data arrives. A
-//! write that would pass the maximum fails with [`StorageError::Full`] and changes nothing;
-//! reads keep working, and reopening with a larger maximum continues.
+//! Each environment's memory map is the configured maximum; the files grow page by page as
+//! data arrives. A write that would pass an environment's maximum fails with
+//! [`StorageError::Full`] and changes nothing; reads keep working, and reopening with a larger
+//! maximum continues. The space the store reports (and nodes admit writes against) is the
+//! pages both environments use, so the two files together stay near the maximum; free pages
+//! of one file cannot hold the other's data, so they may exceed it by those free pages.
 //!
 //! # After a failed write
 //!
@@ -68,11 +71,14 @@ const LOG_ENV_DIR: &str = "lmdb";
 const STATE_ENV_DIR: &str = "state";
 /// Snapshot files, under the data directory.
 const SNAPSHOT_DIR: &str = "snapshots";
+/// LMDB's data file in an environment's directory.
+const LMDB_DATA_FILE: &str = "data.mdb";
 
 /// How an LMDB store is opened.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LmdbOptions {
-    /// The most bytes the database file may grow to (the memory-map size). Default 64 GiB.
+    /// The most bytes each of the two database files may grow to (their memory-map size), and
+    /// the bound of the space both use together (see "Size" above). Default 64 GiB.
     pub max_size_bytes: u64,
     /// How many snapshot files to keep. Default 2.
     pub snapshot_retain: usize,
@@ -106,7 +112,8 @@ impl Default for LmdbOptions {
     }
 }
 
-/// One node's LMDB environment and snapshot directory.
+/// One node's two LMDB environments (the log's and the state machine's) and its snapshot
+/// directory.
 #[derive(Debug)]
 pub struct LmdbStore {
     log: LmdbLogStore,
@@ -144,8 +151,20 @@ impl LmdbStore {
             )
             .map(Arc::new)
         };
+        let state_dir = log_dir.join(STATE_ENV_DIR);
+        let log_existed = log_dir.join(LMDB_DATA_FILE).exists();
+        if log_existed && !state_dir.join(LMDB_DATA_FILE).exists() {
+            // Opening the log first reports a directory of another format version as such.
+            drop(open(&log_dir)?);
+            return Err(damaged(
+                "data directory",
+                "the state machine's environment lmdb/state/ is missing beside an existing log",
+            ));
+        }
+        // The state machine's first: a first start stopped between the two opens leaves a new
+        // state environment and no log, which the next start takes as new.
+        let state_env = open(&state_dir)?;
         let log_env = open(&log_dir)?;
-        let state_env = open(&log_dir.join(STATE_ENV_DIR))?;
         // A crash during a snapshot write leaves a partial file; none is ever read.
         snapshot_files::remove_partial_files(&snapshot_dir)?;
         Ok(LmdbStore {

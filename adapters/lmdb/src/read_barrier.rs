@@ -11,7 +11,7 @@
 //! the log, and are applied again from it after a reopen), but this store's state no longer
 //! shows them: every later read fails until the store is reopened.
 
-use std::sync::{PoisonError, RwLock};
+use std::sync::{PoisonError, RwLock, RwLockWriteGuard};
 
 use dbadger_core::StorageError;
 use dbadger_core::storage::StorageResult;
@@ -24,6 +24,22 @@ pub(crate) struct ReadBarrier {
     gate: RwLock<Option<String>>,
 }
 
+/// The barrier, closed; if it opens without a commit (a panic in `acknowledge` or in the
+/// commit), answers may be out that the state does not show, so reads are refused.
+struct Closed<'a> {
+    refusal: RwLockWriteGuard<'a, Option<String>>,
+    committed: bool,
+}
+
+impl Drop for Closed<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.refusal
+                .get_or_insert_with(|| "the commit of answered writes was interrupted".to_owned());
+        }
+    }
+}
+
 impl ReadBarrier {
     /// Calls `acknowledge`, then `commit`, with the barrier closed throughout.
     pub(crate) fn commit_after_acknowledging(
@@ -31,11 +47,17 @@ impl ReadBarrier {
         acknowledge: impl FnOnce(),
         commit: impl FnOnce() -> StorageResult<()>,
     ) -> StorageResult<()> {
-        let mut refusal = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+        let mut closed = Closed {
+            refusal: self.gate.write().unwrap_or_else(PoisonError::into_inner),
+            committed: false,
+        };
         acknowledge();
         let outcome = commit();
-        if let Err(error) = &outcome {
-            refusal.get_or_insert_with(|| error.to_string());
+        match &outcome {
+            Ok(()) => closed.committed = true,
+            Err(error) => {
+                closed.refusal.get_or_insert_with(|| error.to_string());
+            }
         }
         outcome
     }
@@ -91,6 +113,16 @@ mod tests {
             .expect("commit");
         assert!(outcome.recv().expect("reader answered"), "saw the commit");
         reader.expect("spawned").join().expect("reader");
+    }
+
+    #[test]
+    fn a_panic_while_answering_refuses_every_later_read() {
+        let barrier = ReadBarrier::default();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            barrier.commit_after_acknowledging(|| panic!("answering failed"), || Ok(()))
+        }));
+        assert!(panicked.is_err());
+        assert!(barrier.pass().is_err(), "reads refused after the panic");
     }
 
     #[test]

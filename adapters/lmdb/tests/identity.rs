@@ -60,3 +60,21 @@ fn unknown_format_version_is_refused() {
         "unclear error: {error}"
     );
 }
+
+/// A log whose state machine's environment went missing is refused, not paired with a new,
+/// empty state machine.
+#[test]
+fn a_missing_state_environment_is_refused() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    drop(LmdbStore::open(dir.path(), LmdbOptions::default()).expect("create"));
+    std::fs::remove_dir_all(dir.path().join("lmdb").join("state")).expect("remove state");
+    let refused = LmdbStore::open(dir.path(), LmdbOptions::default()).expect_err("refused");
+    assert!(
+        refused.to_string().contains("lmdb/state/ is missing"),
+        "{refused}"
+    );
+    assert!(
+        !dir.path().join("lmdb").join("state").exists(),
+        "not recreated"
+    );
+}

@@ -148,8 +148,9 @@ pub struct Config {
     /// The most log writes queued for the disk; beyond it the Raft core waits for room
     /// (back-pressure instead of unbounded memory). Default 4,096.
     pub max_queued_log_writes: usize,
-    /// The most disk the store may use. At this size writes fail with "storage full" while
-    /// reads keep working. Default 64 GiB.
+    /// The most disk the store's data may use (the pages of the log and of the state machine
+    /// together; the files may hold free pages beyond it). At this size writes fail with
+    /// "storage full" while reads keep working. Default 64 GiB.
     pub max_storage_bytes: u64,
     /// Request and response limits.
     pub limits: Limits,

@@ -6,8 +6,10 @@
 //! append with a random latency, and votes and snapshots sync everything before they return,
 //! as their contracts demand. At a crash ([`SimDisk::crash`]) the pending queue is lost,
 //! optionally except a prefix of it (a torn write: the disk got part of the way). State-machine
-//! commits share the queue, so they are durable exactly when a later log sync is, which is the
-//! LMDB store's contract (no forced sync per apply; recovered by log replay).
+//! commits share the queue, so they are durable exactly when a later log sync is. The LMDB
+//! store promises less since its state machine has its own environment (a commit's meta page
+//! is flushed only by a later state-machine commit or a snapshot's record; recovered by log
+//! replay either way): this model loses fewer applied transactions at a crash than LMDB may.
 //!
 //! Faults: write, sync and read errors at seeded rates ([`FaultRates`]). A failed operation
 //! returns [`StorageError::Injected`](dbadger_core::StorageError::Injected) and marks the disk
