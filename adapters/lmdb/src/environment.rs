@@ -1,5 +1,5 @@
-//! Opening an LMDB environment (the log's or the state machine's) and its named databases; mapping heed errors; the small
-//! encodings of values stored in LMDB.
+//! Opening an LMDB environment (the log's or the state machine's) and its named databases;
+//! mapping heed errors; the small encodings of values stored in LMDB.
 
 use std::fs;
 use std::path::{Path, PathBuf};

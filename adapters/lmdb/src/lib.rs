@@ -11,8 +11,9 @@
 //! # Durability in one paragraph
 //!
 //! The log and the state machine have an environment each (so that neither waits for the
-//! other's writer lock across a flush). Both run with `MDB_NOMETASYNC`: every commit flushes its data pages, and only
-//! commits that must be durable at once also flush the meta page (`force_sync`). Log appends,
+//! other's writer lock across a flush). Both run with `MDB_NOMETASYNC`: every commit flushes
+//! its data pages, and only commits that must be durable at once also flush the meta page
+//! (`force_sync`). Log appends,
 //! votes and snapshot bookkeeping are such commits, and the append callback fires after the
 //! flush. Appends that arrive while a flush is in progress are written together in the next
 //! transaction (group commit), on a dedicated writer thread. State-machine commits flush their

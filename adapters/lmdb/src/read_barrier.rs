@@ -81,8 +81,8 @@ impl ReadBarrier {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::mpsc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, mpsc};
     use std::time::Duration;
 
     use super::*;
@@ -90,7 +90,7 @@ mod tests {
     #[test]
     fn a_reader_that_starts_after_the_answer_waits_for_the_commit() {
         let barrier = Arc::new(ReadBarrier::default());
-        let committed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let committed = Arc::new(AtomicBool::new(false));
         let (seen, outcome) = mpsc::channel();
         let mut reader = None;
         barrier
@@ -99,14 +99,13 @@ mod tests {
                     let (barrier, committed) = (Arc::clone(&barrier), Arc::clone(&committed));
                     reader = Some(std::thread::spawn(move || {
                         barrier.pass().expect("open");
-                        seen.send(committed.load(std::sync::atomic::Ordering::SeqCst))
-                            .expect("send");
+                        seen.send(committed.load(Ordering::SeqCst)).expect("send");
                     }));
                     // The reader must still be waiting: no answer from it before the commit.
                     assert!(outcome.recv_timeout(Duration::from_millis(200)).is_err());
                 },
                 || {
-                    committed.store(true, std::sync::atomic::Ordering::SeqCst);
+                    committed.store(true, Ordering::SeqCst);
                     Ok(())
                 },
             )
