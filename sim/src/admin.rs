@@ -57,7 +57,9 @@ pub async fn restore(channel: Channel, pairs: &[(Vec<u8>, Vec<u8>)]) -> Reply {
     let mut request = tonic::Request::new(futures_util::stream::iter(pieces));
     request.set_timeout(RESTORE_TIMEOUT);
     match ClusterClient::new(channel).restore(request).await {
-        Ok(_) => Reply::Written,
+        Ok(reply) => Reply::Written {
+            revision: reply.into_inner().revision,
+        },
         Err(status) => failure(&status, true),
     }
 }

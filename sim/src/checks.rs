@@ -1,25 +1,26 @@
 //! The checks on a finished run's history: linearizability of writes and Leader reads, per key;
-//! Local reads never invent a value and never go backwards within one boot of a node.
+//! Local reads never invent a value and never go backwards within one boot of a node; and the
+//! revisions the run returned fit one log ([`crate::revisions`]).
 //!
 //! Multi-key operations are projected on each key they touch (`set_many` is a write of each of
-//! its keys, a range read is a read of every workload key in its range, `delete_range` a delete
-//! of each, and a restore a write of every workload key: its value in the snapshot, or a
-//! delete): a necessary condition of linearizability of the whole history.
+//! its keys, `get_many`, a prefix or a range read is a read of every workload key in its scope,
+//! `delete_many`, `delete_prefix`, `delete_range` and `delete_all` a delete of each, and a
+//! restore a write of every workload key: its value in the snapshot, or a delete): a necessary
+//! condition of linearizability of the whole history, completed by the revision checks, which
+//! hold multi-key reads to one snapshot of the log. A compare-and-set that failed is a read of
+//! the entry it returned; one that expects a revision expects the value the history shows at
+//! that revision (values are unique in a run, so the two conditions are the same).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
-use crate::client::KEYS;
-use crate::history::{Preference, Record, Reply, Request};
+use crate::history::{Expected, Preference, Record, Reply, Request};
 use crate::linearizability::{OpKind, Operation, Outcome, Verdict, check};
+use crate::revisions::{self, Revisions};
+use crate::scope;
 
 /// The most search steps spent on one key's history.
 const SEARCH_BUDGET: u64 = 20_000_000;
-
-fn keys_in(min: &[u8], max: &[u8]) -> impl Iterator<Item = Vec<u8>> {
-    KEYS.iter()
-        .filter(move |key| **key >= min && **key <= max)
-        .map(|key| key.to_vec())
-}
 
 fn outcome(record: &Record) -> Outcome {
     match record.reply {
@@ -31,70 +32,88 @@ fn outcome(record: &Record) -> Outcome {
     }
 }
 
-/// The single-key operations a record stands for.
-fn project(record: &Record) -> Vec<(Vec<u8>, OpKind)> {
-    let write = |key: &[u8], value: Option<&[u8]>| {
-        (
-            key.to_vec(),
-            OpKind::Write {
-                value: value.map(<[u8]>::to_vec),
-            },
-        )
-    };
-    match (&record.request, &record.reply) {
-        (Request::Get { preference, .. } | Request::GetRange { preference, .. }, _)
-            if *preference == Preference::Local =>
-        {
-            Vec::new()
-        }
-        (Request::Get { .. }, Reply::Read(found)) => found
-            .iter()
-            .map(|(key, value)| {
-                let observed = value.as_ref().map(|(value, _)| value.clone());
-                (key.clone(), OpKind::Read { observed })
-            })
-            .collect(),
-        (Request::GetRange { min, max, .. }, Reply::Read(found)) => {
-            let found: BTreeMap<_, _> = found.iter().cloned().collect();
-            keys_in(min, max)
+/// The value a compare-and-set's condition requires (`None`: absent). A revision the history
+/// never shows for the key stands for a value nothing stores, so the condition cannot hold.
+fn expected_value(key: &[u8], expected: &Expected, revisions: &Revisions) -> Option<Vec<u8>> {
+    match expected {
+        Expected::Value(value) => Some(value.clone()),
+        Expected::Absent => None,
+        Expected::Revision(revision) => Some(match revisions.value_at(key, *revision) {
+            Some(value) => value.to_vec(),
+            None => format!("\u{1}nothing known at revision {revision}").into_bytes(),
+        }),
+    }
+}
+
+/// The single-key operations a record stands for, in the register model.
+fn project(record: &Record, revisions: &Revisions) -> Vec<(Vec<u8>, OpKind)> {
+    let request = &record.request;
+    match (request.preference(), &record.reply) {
+        (Some(Preference::Local), _) => return Vec::new(),
+        (Some(Preference::Leader), Reply::Read(found)) => {
+            return scope::read_keys(request)
+                .into_iter()
                 .map(|key| {
-                    let observed = found.get(&key).cloned().flatten().map(|(value, _)| value);
+                    let observed = found
+                        .iter()
+                        .find(|(read, _)| *read == key)
+                        .and_then(|(_, entry)| entry.as_ref().map(|(value, _)| value.clone()));
                     (key, OpKind::Read { observed })
                 })
-                .collect()
+                .collect();
         }
-        (Request::Get { .. } | Request::GetRange { .. }, _) => Vec::new(),
-        (Request::Set { key, value }, _) => vec![write(key, Some(value))],
-        (Request::SetMany { pairs }, _) => pairs
-            .iter()
-            .map(|(key, value)| write(key, Some(value)))
-            .collect(),
-        (Request::Delete { key }, _) => vec![write(key, None)],
-        (Request::DeleteRange { min, max }, _) => {
-            keys_in(min, max).map(|key| write(&key, None)).collect()
-        }
-        (Request::Restore { pairs }, _) => {
-            let restored: BTreeMap<_, _> = pairs.iter().cloned().collect();
-            KEYS.iter()
-                .map(|key| write(key, restored.get(*key).map(Vec::as_slice)))
-                .collect()
+        (Some(Preference::Leader), _) => return Vec::new(),
+        (None, _) => {}
+    }
+    match (request, &record.reply) {
+        (
+            Request::CompareAndSet { key, .. },
+            Reply::Swapped {
+                succeeded: false,
+                current,
+                ..
+            },
+        ) => {
+            let observed = current.as_ref().map(|(value, _)| value.clone());
+            vec![(key.clone(), OpKind::Read { observed })]
         }
         (Request::CompareAndSet { key, expected, new }, reply) => vec![(
             key.clone(),
             OpKind::CompareAndSet {
-                expected: expected.clone(),
-                new: Some(new.clone()),
-                succeeded: matches!(reply, Reply::Swapped(true)),
+                expected: expected_value(key, expected, revisions),
+                new: new.clone(),
+                succeeded: matches!(
+                    reply,
+                    Reply::Swapped {
+                        succeeded: true,
+                        ..
+                    }
+                ),
             },
         )],
+        (request, _) => scope::writes(request)
+            .into_iter()
+            .map(|(key, value)| (key, OpKind::Write { value }))
+            .collect(),
     }
+}
+
+/// Every check of a finished history, and how long the checkers took (wall time: call this
+/// outside the simulation, whose clock is simulated).
+pub fn all(records: &[Record]) -> (Vec<String>, Duration) {
+    let started = Instant::now();
+    let mut violations = linearizability(records);
+    violations.extend(local_reads(records));
+    violations.extend(revisions::check(records));
+    (violations, started.elapsed())
 }
 
 /// Checks every key's history; returns one message per violation.
 pub fn linearizability(records: &[Record]) -> Vec<String> {
+    let revisions = Revisions::learn(records);
     let mut per_key: BTreeMap<Vec<u8>, Vec<Operation>> = BTreeMap::new();
     for record in records {
-        for (key, kind) in project(record) {
+        for (key, kind) in project(record, &revisions) {
             per_key.entry(key).or_default().push(Operation {
                 client: record.client,
                 invoke: record.invoke,
@@ -131,27 +150,17 @@ pub fn local_reads(records: &[Record]) -> Vec<String> {
         if matches!(record.reply, Reply::Failed(_)) {
             continue;
         }
-        for (key, kind) in project(record) {
-            let value = match kind {
-                OpKind::Write { value } => value,
-                OpKind::CompareAndSet { new, .. } => new,
-                OpKind::Read { .. } => None,
-            };
-            if let Some(value) = value {
-                written.entry(key).or_default().insert(value);
-            }
+        for (key, value) in scope::stored_values(&record.request) {
+            written.entry(key).or_default().insert(value);
         }
     }
     let mut violations = Vec::new();
     // (node, boot, key) -> (invoke, completion, revision) of found local reads.
     let mut seen: BTreeMap<NodeBootKey, Vec<(u64, u64, u64)>> = BTreeMap::new();
     for record in records {
-        let (Request::Get { preference, .. } | Request::GetRange { preference, .. }) =
-            &record.request
+        let (Some(Preference::Local), Reply::Read(found)) =
+            (record.request.preference(), &record.reply)
         else {
-            continue;
-        };
-        let (Preference::Local, Reply::Read(found)) = (preference, &record.reply) else {
             continue;
         };
         for (key, value) in found {

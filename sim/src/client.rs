@@ -10,13 +10,15 @@ use dbadger_proto::v1::kv_client::KvClient;
 use madsim::rand::{Rng, thread_rng};
 use tonic::Code;
 
-use crate::history::{Preference, ReadEntries, Reply, Request};
+use crate::history::{Expected, Preference, ReadEntries, Reply, Request};
 
-/// The keys the workload uses: few, so that operations contend.
-pub const KEYS: [&[u8]; 5] = [b"k0", b"k1", b"k2", b"k3", b"k4"];
+/// The keys the workload uses: few, so that operations contend, under two prefixes, so that a
+/// prefix operation covers some keys and not others.
+pub const KEYS: [&[u8]; 5] = [b"a0", b"a1", b"b0", b"b1", b"b2"];
 
-/// An upper bound past every workload key (range bounds are inclusive).
-const PAST_LAST_KEY: &[u8] = b"k9";
+/// The prefixes of the workload's prefix reads and deletes (the empty one only for reads: a
+/// delete of everything is `delete_all`).
+const PREFIXES: [&[u8]; 4] = [b"", b"a", b"b", b"b1"];
 
 /// How long a client waits for one reply.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -24,8 +26,28 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
 /// One operation in this many is a restore.
 const RESTORE_ONE_IN: u32 = 150;
 
+/// What a client last saw of a key: its value and revision (`None`: absent).
+pub type Known = Option<(Vec<u8>, u64)>;
+
 fn key() -> Vec<u8> {
     KEYS[thread_rng().gen_range(0..KEYS.len())].to_vec()
+}
+
+/// `count` distinct workload keys, in random order.
+fn distinct_keys(count: usize) -> Vec<Vec<u8>> {
+    let mut keys: Vec<Vec<u8>> = KEYS.iter().map(|key| key.to_vec()).collect();
+    let mut rng = thread_rng();
+    for index in 0..keys.len() {
+        let other = rng.gen_range(index..keys.len());
+        keys.swap(index, other);
+    }
+    keys.truncate(count);
+    keys
+}
+
+/// A range bound: a workload key, or unbounded one time in four.
+fn bound() -> Option<Vec<u8>> {
+    thread_rng().gen_ratio(3, 4).then(key)
 }
 
 fn preference() -> Preference {
@@ -36,79 +58,91 @@ fn preference() -> Preference {
     }
 }
 
+fn restore(client: u64, seq: u64) -> Request {
+    // A snapshot of a random part of the key space, each value unique in the run.
+    let pairs = KEYS
+        .iter()
+        .enumerate()
+        .filter(|_| thread_rng().gen_bool(0.6))
+        .map(|(index, key)| {
+            (
+                key.to_vec(),
+                format!("c{client}-{seq}r{index}").into_bytes(),
+            )
+        })
+        .collect();
+    Request::Restore { pairs }
+}
+
+/// A compare-and-set on a random key: expecting the value or the revision the client last saw
+/// (or absence), storing a fresh value or, one time in five, deleting the key.
+fn compare_and_set(value: Vec<u8>, known: &[Known]) -> Request {
+    let mut rng = thread_rng();
+    let index = rng.gen_range(0..KEYS.len());
+    let seen = known.get(index).cloned().flatten();
+    let expected = match (rng.gen_range(0..10), seen) {
+        (0..=4, Some((value, _))) => Expected::Value(value),
+        (5..=7, Some((_, revision))) => Expected::Revision(revision),
+        _ => Expected::Absent,
+    };
+    Request::CompareAndSet {
+        key: KEYS[index].to_vec(),
+        expected,
+        new: rng.gen_ratio(4, 5).then_some(value),
+    }
+}
+
 /// Draws the next operation of `client`; `seq` makes written values unique in the run, and
-/// `known` is the last value the client saw for each key (for compare-and-set).
-pub fn draw(client: u64, seq: u64, known: &[Option<Vec<u8>>]) -> Request {
+/// `known` is what the client last saw of each key (for compare-and-set).
+pub fn draw(client: u64, seq: u64, known: &[Known]) -> Request {
     let value = || format!("c{client}-{seq}").into_bytes();
     let mut rng = thread_rng();
     if rng.gen_ratio(1, RESTORE_ONE_IN) {
-        // A snapshot of a random part of the key space, each value unique in the run.
-        let pairs = KEYS
-            .iter()
-            .enumerate()
-            .filter(|_| thread_rng().gen_bool(0.6))
-            .map(|(index, key)| {
-                (
-                    key.to_vec(),
-                    format!("c{client}-{seq}r{index}").into_bytes(),
-                )
-            })
-            .collect();
-        return Request::Restore { pairs };
+        return restore(client, seq);
     }
+    let prefix = || PREFIXES[thread_rng().gen_range(0..PREFIXES.len())].to_vec();
     match rng.gen_range(0..100) {
-        0..=29 => Request::Get {
+        0..=19 => Request::Get {
             key: key(),
             preference: preference(),
         },
-        30..=34 => {
-            let low = rng.gen_range(0..KEYS.len());
-            Request::GetRange {
-                min: KEYS[low].to_vec(),
-                max: KEYS.get(low + 1).copied().unwrap_or(PAST_LAST_KEY).to_vec(),
-                preference: preference(),
-            }
-        }
-        35..=59 => Request::Set {
+        20..=24 => Request::GetMany {
+            keys: distinct_keys(rng.gen_range(2..=3)),
+            preference: preference(),
+        },
+        25..=28 => Request::GetPrefix {
+            prefix: prefix(),
+            preference: preference(),
+        },
+        29..=32 => Request::GetRange {
+            min: bound(),
+            max: bound(),
+            preference: preference(),
+        },
+        33..=52 => Request::Set {
             key: key(),
             value: value(),
         },
-        60..=64 => {
-            let first = rng.gen_range(0..KEYS.len() - 1);
-            Request::SetMany {
-                pairs: vec![
-                    (
-                        KEYS[first].to_vec(),
-                        format!("c{client}-{seq}a").into_bytes(),
-                    ),
-                    (
-                        KEYS[first + 1].to_vec(),
-                        format!("c{client}-{seq}b").into_bytes(),
-                    ),
-                ],
-            }
-        }
-        65..=74 => Request::Delete { key: key() },
-        75..=77 => {
-            let low = rng.gen_range(0..KEYS.len());
-            Request::DeleteRange {
-                min: KEYS[low].to_vec(),
-                max: KEYS.get(low + 1).copied().unwrap_or(PAST_LAST_KEY).to_vec(),
-            }
-        }
-        _ => {
-            let index = rng.gen_range(0..KEYS.len());
-            let expected = if rng.gen_bool(0.8) {
-                known.get(index).cloned().flatten()
-            } else {
-                None
-            };
-            Request::CompareAndSet {
-                key: KEYS[index].to_vec(),
-                expected,
-                new: value(),
-            }
-        }
+        53..=56 => Request::SetMany {
+            pairs: distinct_keys(2)
+                .into_iter()
+                .zip(["a", "b"])
+                .map(|(key, tag)| (key, format!("c{client}-{seq}{tag}").into_bytes()))
+                .collect(),
+        },
+        57..=64 => Request::Delete { key: key() },
+        65..=67 => Request::DeleteMany {
+            keys: distinct_keys(rng.gen_range(1..=3)),
+        },
+        68..=69 => Request::DeletePrefix {
+            prefix: PREFIXES[rng.gen_range(1..PREFIXES.len())].to_vec(),
+        },
+        70..=72 => Request::DeleteRange {
+            min: bound(),
+            max: bound(),
+        },
+        73 => Request::DeleteAll,
+        _ => compare_and_set(value(), known),
     }
 }
 
@@ -143,6 +177,21 @@ fn entries(found: Vec<v1::KeyValue>) -> ReadEntries {
         .into_iter()
         .map(|entry| (entry.key, Some((entry.value, entry.revision))))
         .collect()
+}
+
+fn written(revision: u64) -> Reply {
+    Reply::Written { revision }
+}
+
+/// A range or prefix answer; one cut short (never expected for the workload's few keys) is
+/// recorded as a failed read.
+fn range_reply(reply: tonic::Response<v1::RangeResponse>) -> Reply {
+    let reply = reply.into_inner();
+    if reply.more {
+        Reply::Failed("range answer cut short".to_owned())
+    } else {
+        Reply::Read(entries(reply.entries))
+    }
 }
 
 /// A channel to the node at `addr`, whose calls time out after `timeout`.
@@ -191,62 +240,105 @@ pub async fn send(addr: &str, request: &Request) -> Reply {
                 Err(status) => Err(status),
             }
         }
+        Request::GetMany { keys, preference } => {
+            let message = v1::GetManyRequest {
+                keys,
+                read_preference: wire_preference(preference),
+            };
+            client.get_many(with_timeout(message)).await.map(|reply| {
+                Reply::Read(
+                    reply
+                        .into_inner()
+                        .entries
+                        .into_iter()
+                        .map(|lookup| {
+                            let found = lookup.found.then_some((lookup.value, lookup.revision));
+                            (lookup.key, found)
+                        })
+                        .collect(),
+                )
+            })
+        }
+        Request::GetPrefix { prefix, preference } => {
+            let message = v1::GetPrefixRequest {
+                prefix,
+                read_preference: wire_preference(preference),
+            };
+            client
+                .get_prefix(with_timeout(message))
+                .await
+                .map(range_reply)
+        }
         Request::GetRange {
             min,
             max,
             preference,
         } => {
             let message = v1::GetRangeRequest {
-                min: Some(min),
-                max: Some(max),
+                min,
+                max,
                 count: 0,
                 read_preference: wire_preference(preference),
             };
-            client.get_range(with_timeout(message)).await.map(|reply| {
-                let reply = reply.into_inner();
-                if reply.more {
-                    Reply::Failed("range answer cut short".to_owned())
-                } else {
-                    Reply::Read(entries(reply.entries))
-                }
-            })
+            client
+                .get_range(with_timeout(message))
+                .await
+                .map(range_reply)
         }
         Request::Set { key, value } => client
             .set(with_timeout(v1::SetRequest { key, value }))
             .await
-            .map(|_| Reply::Written),
+            .map(|reply| written(reply.into_inner().revision)),
         Request::SetMany { pairs } => {
             let (keys, values) = pairs.into_iter().unzip();
             client
                 .set_many(with_timeout(v1::SetManyRequest { keys, values }))
                 .await
-                .map(|_| Reply::Written)
+                .map(|reply| written(reply.into_inner().revision))
         }
         Request::Delete { key } => client
             .delete(with_timeout(v1::DeleteRequest { key }))
             .await
-            .map(|_| Reply::Written),
-        Request::DeleteRange { min, max } => client
-            .delete_range(with_timeout(v1::DeleteRangeRequest {
-                min: Some(min),
-                max: Some(max),
-            }))
+            .map(|reply| written(reply.into_inner().revision)),
+        Request::DeleteMany { keys } => client
+            .delete_many(with_timeout(v1::DeleteManyRequest { keys }))
             .await
-            .map(|_| Reply::Written),
+            .map(|reply| written(reply.into_inner().revision)),
+        Request::DeletePrefix { prefix } => client
+            .delete_prefix(with_timeout(v1::DeletePrefixRequest { prefix }))
+            .await
+            .map(|reply| written(reply.into_inner().revision)),
+        Request::DeleteRange { min, max } => client
+            .delete_range(with_timeout(v1::DeleteRangeRequest { min, max }))
+            .await
+            .map(|reply| written(reply.into_inner().revision)),
+        Request::DeleteAll => client
+            .delete_all(with_timeout(v1::DeleteAllRequest {}))
+            .await
+            .map(|reply| written(reply.into_inner().revision)),
         Request::CompareAndSet { key, expected, new } => {
+            use v1::compare_and_set_request::{Expected as WireExpected, New};
             let expected = Some(match expected {
-                Some(value) => v1::compare_and_set_request::Expected::ExpectedValue(value),
-                None => v1::compare_and_set_request::Expected::ExpectedAbsent(v1::Absent {}),
+                Expected::Value(value) => WireExpected::ExpectedValue(value),
+                Expected::Revision(revision) => WireExpected::ExpectedRevision(revision),
+                Expected::Absent => WireExpected::ExpectedAbsent(v1::Absent {}),
             });
-            let message = v1::CompareAndSetRequest {
-                key,
-                expected,
-                new: Some(v1::compare_and_set_request::New::NewValue(new)),
-            };
+            let new = Some(match new {
+                Some(value) => New::NewValue(value),
+                None => New::Delete(v1::Absent {}),
+            });
+            let message = v1::CompareAndSetRequest { key, expected, new };
             client
                 .compare_and_set(with_timeout(message))
                 .await
-                .map(|reply| Reply::Swapped(reply.into_inner().succeeded))
+                .map(|reply| {
+                    let reply = reply.into_inner();
+                    Reply::Swapped {
+                        succeeded: reply.succeeded,
+                        revision: reply.revision,
+                        current: reply.current.map(|entry| (entry.value, entry.revision)),
+                    }
+                })
         }
         Request::Restore { pairs } => return crate::admin::restore(channel, &pairs).await,
     };

@@ -12,7 +12,18 @@ pub enum Preference {
     Local,
 }
 
-/// One operation as issued.
+/// What a compare-and-set requires of the key.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Expected {
+    /// The key holds this value.
+    Value(Vec<u8>),
+    /// The key's last write was at this revision (the key exists).
+    Revision(u64),
+    /// The key does not exist.
+    Absent,
+}
+
+/// One operation as issued: every `Command` and `Query` form of the Kv service, and a restore.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Request {
     /// `get(key)`.
@@ -22,12 +33,26 @@ pub enum Request {
         /// Where it was read.
         preference: Preference,
     },
-    /// `get_range(min, max)` over the whole key space of the workload.
+    /// `get_many(keys)`: one atomic read of several keys.
+    GetMany {
+        /// The keys, distinct.
+        keys: Vec<Vec<u8>>,
+        /// Where it was read.
+        preference: Preference,
+    },
+    /// `get_prefix(prefix)`.
+    GetPrefix {
+        /// The prefix (empty: every key).
+        prefix: Vec<u8>,
+        /// Where it was read.
+        preference: Preference,
+    },
+    /// `get_range(min, max)` with no count limit.
     GetRange {
-        /// Inclusive lower bound.
-        min: Vec<u8>,
-        /// Inclusive upper bound.
-        max: Vec<u8>,
+        /// Inclusive lower bound (`None`: unbounded).
+        min: Option<Vec<u8>>,
+        /// Inclusive upper bound (`None`: unbounded).
+        max: Option<Vec<u8>>,
         /// Where it was read.
         preference: Preference,
     },
@@ -40,7 +65,7 @@ pub enum Request {
     },
     /// `set_many(pairs)`, atomically.
     SetMany {
-        /// The pairs.
+        /// The pairs, with distinct keys.
         pairs: Vec<(Vec<u8>, Vec<u8>)>,
     },
     /// `delete(key)`.
@@ -48,21 +73,33 @@ pub enum Request {
         /// The key.
         key: Vec<u8>,
     },
+    /// `delete_many(keys)`, atomically.
+    DeleteMany {
+        /// The keys.
+        keys: Vec<Vec<u8>>,
+    },
+    /// `delete_prefix(prefix)`.
+    DeletePrefix {
+        /// The prefix.
+        prefix: Vec<u8>,
+    },
     /// `delete_range(min, max)`.
     DeleteRange {
-        /// Inclusive lower bound.
-        min: Vec<u8>,
-        /// Inclusive upper bound.
-        max: Vec<u8>,
+        /// Inclusive lower bound (`None`: unbounded).
+        min: Option<Vec<u8>>,
+        /// Inclusive upper bound (`None`: unbounded).
+        max: Option<Vec<u8>>,
     },
+    /// `delete_all()`.
+    DeleteAll,
     /// `compare_and_set(key, expected, new)`.
     CompareAndSet {
         /// The key.
         key: Vec<u8>,
-        /// The value the key must hold (`None`: must be absent).
-        expected: Option<Vec<u8>>,
-        /// The value to store (unique in the run).
-        new: Vec<u8>,
+        /// The condition.
+        expected: Expected,
+        /// The value to store (unique in the run), or `None`: delete the key.
+        new: Option<Vec<u8>>,
     },
     /// `Cluster.Restore` of an uploaded snapshot file holding `pairs`: a write of the whole
     /// key space (every workload key not in `pairs` is deleted).
@@ -75,7 +112,24 @@ pub enum Request {
 impl Request {
     /// Whether the request may change the key space.
     pub fn is_write(&self) -> bool {
-        !matches!(self, Request::Get { .. } | Request::GetRange { .. })
+        !matches!(
+            self,
+            Request::Get { .. }
+                | Request::GetMany { .. }
+                | Request::GetPrefix { .. }
+                | Request::GetRange { .. }
+        )
+    }
+
+    /// The read preference of a read; `None` for a write.
+    pub fn preference(&self) -> Option<Preference> {
+        match self {
+            Request::Get { preference, .. }
+            | Request::GetMany { preference, .. }
+            | Request::GetPrefix { preference, .. }
+            | Request::GetRange { preference, .. } => Some(*preference),
+            _ => None,
+        }
     }
 }
 
@@ -87,10 +141,21 @@ pub type ReadEntries = Vec<(Vec<u8>, Option<(Vec<u8>, u64)>)>;
 pub enum Reply {
     /// A read's answer: for each key read, its value and revision (`None`: absent).
     Read(ReadEntries),
-    /// A write was applied.
-    Written,
-    /// A compare-and-set was applied; whether its condition held.
-    Swapped(bool),
+    /// A write was applied at `revision` (its log index).
+    Written {
+        /// The log index of the write.
+        revision: u64,
+    },
+    /// A compare-and-set was applied at `revision`.
+    Swapped {
+        /// Whether its condition held.
+        succeeded: bool,
+        /// The log index of the compare-and-set.
+        revision: u64,
+        /// The key's value and revision after it (`None`: absent); on failure, what made the
+        /// condition false.
+        current: Option<(Vec<u8>, u64)>,
+    },
     /// It failed and certainly changed nothing: a read that failed, a failed connect, or a
     /// write the node reported with the outcome "not applied" (the checks hold it to that).
     Failed(String),

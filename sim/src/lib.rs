@@ -30,7 +30,11 @@ pub mod recover_run;
 #[cfg(madsim)]
 pub mod restore_run;
 #[cfg(madsim)]
+mod revisions;
+#[cfg(madsim)]
 pub mod scenario;
+#[cfg(madsim)]
+mod scope;
 #[cfg(madsim)]
 pub mod store;
 #[cfg(madsim)]

@@ -165,8 +165,7 @@ pub async fn simulate_recover(scenario: Scenario) -> RecoverReport {
         }
     }
     let records = history.records();
-    violations.extend(checks::linearizability(&records));
-    violations.extend(checks::local_reads(&records));
+    violations.extend(checks::all(&records).0);
     RecoverReport {
         operations: records.len(),
         survivor_last_index,

@@ -10,9 +10,10 @@ use madsim::rand::{Rng, thread_rng};
 use madsim::runtime::Handle;
 use madsim::time::sleep;
 
-use crate::client::{self, KEYS};
+use crate::client::{self, KEYS, Known};
 use crate::cluster::Cluster;
 use crate::history::{History, Preference, Record, Reply, Request};
+use crate::scope;
 
 fn since_start() -> u64 {
     u64::try_from(madsim::time::TimeHandle::current().elapsed().as_nanos()).unwrap_or(u64::MAX)
@@ -22,36 +23,33 @@ fn key_index(key: &[u8]) -> Option<usize> {
     KEYS.iter().position(|known| *known == key)
 }
 
-/// Remembers the last value this client saw for each key (the expected value of its next
-/// compare-and-set).
-fn remember(known: &mut [Option<Vec<u8>>], request: &Request, reply: &Reply) {
-    match (request, reply) {
-        (_, Reply::Read(found)) => {
-            for (key, value) in found {
-                if let Some(index) = key_index(key) {
-                    known[index] = value.as_ref().map(|(value, _)| value.clone());
-                }
+/// Remembers what this client last saw of each key: the expected value or revision of its next
+/// compare-and-set.
+fn remember(known: &mut [Known], request: &Request, reply: &Reply) {
+    let mut saw = |key: &[u8], seen: Known| {
+        if let Some(index) = key_index(key) {
+            known[index] = seen;
+        }
+    };
+    match reply {
+        Reply::Read(found) => {
+            // A prefix or range answer lists present keys only: the others in scope are absent.
+            for key in scope::read_keys(request) {
+                let entry = found.iter().find(|(read, _)| *read == key);
+                saw(&key, entry.and_then(|(_, value)| value.clone()));
             }
         }
-        (Request::Set { key, value }, Reply::Written) => {
-            if let Some(index) = key_index(key) {
-                known[index] = Some(value.clone());
+        Reply::Written { revision } => {
+            for (key, value) in scope::writes(request) {
+                saw(&key, value.map(|value| (value, *revision)));
             }
         }
-        (Request::Restore { pairs }, Reply::Written) => {
-            for (index, key) in KEYS.iter().enumerate() {
-                known[index] = pairs
-                    .iter()
-                    .find(|(restored, _)| restored == key)
-                    .map(|(_, value)| value.clone());
+        Reply::Swapped { current, .. } => {
+            if let Request::CompareAndSet { key, .. } = request {
+                saw(key, current.clone());
             }
         }
-        (Request::CompareAndSet { key, new, .. }, Reply::Swapped(true)) => {
-            if let Some(index) = key_index(key) {
-                known[index] = Some(new.clone());
-            }
-        }
-        _ => {}
+        Reply::Failed(_) | Reply::Unknown(_) => {}
     }
 }
 
@@ -73,7 +71,7 @@ pub(crate) fn start_clients(
             let stop = Arc::clone(stop);
             let directory = cluster.directory();
             host.spawn(async move {
-                let mut known: Vec<Option<Vec<u8>>> = vec![None; KEYS.len()];
+                let mut known: Vec<Known> = vec![None; KEYS.len()];
                 let mut seq = 0;
                 while !stop.load(Ordering::SeqCst) {
                     seq += 1;
