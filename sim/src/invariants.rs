@@ -33,6 +33,11 @@ pub struct Invariants {
     leaders: BTreeMap<u64, BTreeSet<u64>>,
     committed: BTreeMap<u64, LogId>,
     progress: BTreeMap<usize, Progress>,
+    /// The term of the latest leader seen, and whether it then held entries it had not
+    /// committed.
+    latest_leader: Option<(u64, bool)>,
+    /// Leader changes seen while the previous leader held uncommitted entries (coverage).
+    pub leader_changes_with_uncommitted: u64,
     /// Every violation seen, in order.
     pub violations: Vec<String>,
 }
@@ -58,6 +63,15 @@ impl Invariants {
                     .entry(status.term)
                     .or_default()
                     .insert(node.id());
+                let uncommitted = status.last_log_index > status.committed_index;
+                match self.latest_leader {
+                    Some((term, had_uncommitted)) if status.term > term => {
+                        self.leader_changes_with_uncommitted += u64::from(had_uncommitted);
+                        self.latest_leader = Some((status.term, uncommitted));
+                    }
+                    Some((term, _)) if status.term < term => {}
+                    _ => self.latest_leader = Some((status.term, uncommitted)),
+                }
             }
             let boot = node.boot();
             if std::env::var_os("DBADGER_SIM_TIMELINE").is_some() {

@@ -20,6 +20,8 @@ pub mod client;
 #[cfg(madsim)]
 pub mod cluster;
 #[cfg(madsim)]
+pub mod coverage;
+#[cfg(madsim)]
 pub mod history;
 #[cfg(madsim)]
 pub mod invariants;

@@ -9,10 +9,11 @@ use madsim::rand::{Rng, seq::SliceRandom, thread_rng};
 use madsim::time::Instant;
 
 use crate::cluster::Cluster;
+use crate::coverage::{Coverage, Path};
 use crate::store::FaultRates;
 
 /// A class of fault the nemesis can inject.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum FaultClass {
     /// Symmetric partitions: a random minority/majority split, or one node cut off.
     Partition,
@@ -64,6 +65,8 @@ pub(crate) struct Nemesis {
     next_action: Instant,
     /// Fault actions taken.
     pub(crate) actions: usize,
+    /// Fault actions taken, by class, and interrupted membership changes.
+    pub(crate) coverage: Coverage,
 }
 
 impl Nemesis {
@@ -76,6 +79,7 @@ impl Nemesis {
             paused: Vec::new(),
             next_action: Instant::now() + Duration::from_millis(500),
             actions: 0,
+            coverage: Coverage::default(),
         }
     }
 
@@ -260,6 +264,7 @@ impl Nemesis {
             FaultClass::Membership => self.change_membership(cluster).await,
         }
         self.actions += 1;
+        self.coverage.add(Path::Fault(class), 1);
     }
 
     /// Removes a random member when there are more than three (through any member, or by its
@@ -283,6 +288,8 @@ impl Nemesis {
                 // one whose leave failed stays a member.
                 if db.leave().await == Ok(true) {
                     cluster.retire(victim);
+                } else {
+                    self.coverage.add(Path::MembershipChangeInterrupted, 1);
                 }
                 return;
             }
@@ -291,6 +298,8 @@ impl Nemesis {
                 .clone();
             if crate::admin::remove_peer(&via, id).await.is_ok() {
                 cluster.retire(victim);
+            } else {
+                self.coverage.add(Path::MembershipChangeInterrupted, 1);
             }
         } else {
             let seeds = cluster.member_addrs();

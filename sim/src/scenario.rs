@@ -14,6 +14,7 @@ use madsim::time::{Instant, sleep};
 
 use crate::checks;
 use crate::cluster::Cluster;
+use crate::coverage::{Coverage, Path};
 use crate::history::{History, Record, Reply};
 use crate::invariants::Invariants;
 pub use crate::nemesis::FaultClass;
@@ -90,6 +91,8 @@ pub struct Report {
     pub simulated: Duration,
     /// A hash of the history and the final state: equal for equal seeds.
     pub trace_hash: u64,
+    /// How often the run took each recovery path and injected each class of fault.
+    pub coverage: Coverage,
     /// How long the history checks took (wall time).
     pub check_time: Duration,
     /// Everything that went wrong; empty for a passing run.
@@ -134,6 +137,7 @@ pub fn run(scenario: &Scenario) -> Report {
             crashes: 0,
             simulated: Duration::ZERO,
             trace_hash: 0,
+            coverage: Coverage::default(),
             check_time: Duration::ZERO,
             violations: vec![format!("the simulation panicked: {message}")],
             history: Vec::new(),
@@ -170,7 +174,8 @@ pub async fn simulate(scenario: Scenario) -> Report {
     let stop = Arc::new(AtomicBool::new(false));
     let clients = start_clients(scenario.clients, &cluster, &history, &stop);
 
-    let fault_actions = fault_phase(&scenario, &mut cluster, &net, &mut invariants).await;
+    let (fault_actions, mut coverage) =
+        fault_phase(&scenario, &mut cluster, &net, &mut invariants).await;
     let healed = Instant::now();
     let converged = await_convergence(&scenario, &mut cluster, &mut invariants).await;
     stop.store(true, Ordering::SeqCst);
@@ -189,25 +194,55 @@ pub async fn simulate(scenario: Scenario) -> Report {
     invariants.check_log_matching(&cluster);
     violations.append(&mut invariants.violations);
     let records = history.records();
-    finish(
+    coverage.add(
+        Path::LeaderChangeWithUncommittedEntries,
+        invariants.leader_changes_with_uncommitted,
+    );
+    let mut report = finish(
         scenario,
         started,
         &cluster,
         records,
         fault_actions,
         violations,
-    )
+    );
+    add_disk_coverage(&mut coverage, &cluster);
+    report.coverage = coverage;
+    report
+}
+
+/// Adds what the disks of `cluster` counted to `coverage`.
+pub(crate) fn add_disk_coverage(coverage: &mut Coverage, cluster: &Cluster) {
+    for node in &cluster.nodes {
+        let counters = node.disk().counters();
+        coverage.add(Path::SnapshotBuilt, counters.snapshots_built);
+        coverage.add(Path::SnapshotInstalledOnEmpty, counters.installs_on_empty);
+        coverage.add(
+            Path::SnapshotInstalledOverOlderData,
+            counters.installs_over_data,
+        );
+        coverage.add(
+            Path::ConflictingSuffixTruncated,
+            counters.truncated_suffixes,
+        );
+        coverage.add(Path::CrashLostUnsyncedLog, counters.crashes_losing_log);
+        coverage.add(
+            Path::CrashLostStateThenReplay,
+            counters.replays_after_lost_state,
+        );
+    }
 }
 
 /// The fault phase: the nemesis injects the scenario's faults, the supervisor restarts failed
 /// nodes and the invariants are checked every 20 ms; then every fault is healed. Returns how
-/// many fault actions were taken.
+/// many fault actions were taken, and the nemesis's coverage (actions by class, interrupted
+/// membership changes).
 pub(crate) async fn fault_phase(
     scenario: &Scenario,
     cluster: &mut Cluster,
     net: &NetSim,
     invariants: &mut Invariants,
-) -> usize {
+) -> (usize, Coverage) {
     let mut nemesis = Nemesis::new(&scenario.faults);
     let fault_end = Instant::now() + scenario.fault_phase;
     while Instant::now() < fault_end {
@@ -217,7 +252,7 @@ pub(crate) async fn fault_phase(
         invariants.check(cluster);
     }
     nemesis.heal(cluster, net);
-    nemesis.actions
+    (nemesis.actions, nemesis.coverage)
 }
 
 fn finish(
@@ -258,6 +293,7 @@ fn finish(
             .sum(),
         simulated: Instant::now() - started,
         trace_hash: hasher.finish(),
+        coverage: Coverage::default(),
         check_time: Duration::ZERO,
         violations,
         scenario,

@@ -8,12 +8,17 @@
 
 use std::collections::BTreeSet;
 
+use dbadger_sim::coverage::CoverageTable;
 use dbadger_sim::recover_run::run_recover;
 use dbadger_sim::restore_run::run_restore;
 use dbadger_sim::scenario::{FaultClass, Report, Scenario, replay_command, run, simulate};
 
 /// Seeds of the CI suite: 1..=99 covers every fault class eleven times, with both cluster sizes.
 const SUITE_SEEDS: std::ops::RangeInclusive<u64> = 1..=99;
+
+/// Every recovery path and fault class must be reached by at least this fraction of the suite's
+/// seeds: a path no seed reaches hides its bugs however many seeds run.
+const MINIMUM_REACH: f64 = 0.05;
 
 /// Seeds that caught real bugs, kept so the fixes stay fixed (see docs/simulation.md):
 /// - 277: a leader restarted in place served a Leader read older than a delete it had
@@ -78,6 +83,18 @@ fn ci_suite_seeds_pass_under_every_fault_class() {
     assert!(
         operations > 20 * reports.len(),
         "clients make progress ({operations} operations)"
+    );
+    let mut coverage = CoverageTable::default();
+    for report in &reports {
+        coverage.add(&report.coverage);
+    }
+    let rare = coverage.below(MINIMUM_REACH);
+    assert!(
+        rare.is_empty(),
+        "paths reached by fewer than {:.0}% of the suite's seeds: {:?}\n{}",
+        100.0 * MINIMUM_REACH,
+        rare.iter().map(|path| path.name()).collect::<Vec<_>>(),
+        coverage.render()
     );
 }
 

@@ -26,6 +26,7 @@ mod sweep {
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
+    use dbadger_sim::coverage::CoverageTable;
     use dbadger_sim::recover_run::run_recover;
     use dbadger_sim::scenario::{Report, Scenario, replay_command, run};
 
@@ -83,7 +84,7 @@ mod sweep {
     fn describe(report: &Report) -> String {
         let scenario = &report.scenario;
         format!(
-            "seed {} ({} nodes, faults {:?}): {} ops ({} ok, {} unknown), {} fault actions, {} crashes, {:.1} s simulated, trace {:016x}",
+            "seed {} ({} nodes, faults {:?}): {} ops ({} ok, {} unknown), {} fault actions, {} crashes, {:.1} s simulated, checked in {:.1} ms, trace {:016x}",
             scenario.seed,
             scenario.nodes,
             scenario.faults,
@@ -93,6 +94,7 @@ mod sweep {
             report.fault_actions,
             report.crashes,
             report.simulated.as_secs_f64(),
+            report.check_time.as_secs_f64() * 1000.0,
             report.trace_hash
         )
     }
@@ -115,11 +117,15 @@ mod sweep {
         let next = Arc::new(AtomicU64::new(options.first));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let simulated = Arc::new(Mutex::new(0.0_f64));
+        let checking = Arc::new(Mutex::new(0.0_f64));
+        let coverage = Arc::new(Mutex::new(CoverageTable::default()));
         let workers: Vec<_> = (0..options.jobs.max(1))
             .map(|_| {
                 let next = Arc::clone(&next);
                 let failures = Arc::clone(&failures);
                 let simulated = Arc::clone(&simulated);
+                let checking = Arc::clone(&checking);
+                let coverage = Arc::clone(&coverage);
                 let verbose = options.verbose;
                 let end = options.end;
                 let history_file = options.history.clone();
@@ -162,6 +168,12 @@ mod sweep {
                         }
                         *simulated.lock().unwrap_or_else(|p| p.into_inner()) +=
                             report.simulated.as_secs_f64();
+                        *checking.lock().unwrap_or_else(|p| p.into_inner()) +=
+                            report.check_time.as_secs_f64();
+                        coverage
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .add(&report.coverage);
                         if verbose || !report.passed() {
                             eprintln!("{}", describe(&report));
                         }
@@ -187,6 +199,17 @@ mod sweep {
         let elapsed = started.elapsed().as_secs_f64();
         let seeds = options.end.saturating_sub(options.first);
         let simulated = *simulated.lock().unwrap_or_else(|p| p.into_inner());
+        let checking = *checking.lock().unwrap_or_else(|p| p.into_inner());
+        if !options.recover {
+            eprint!(
+                "coverage over {seeds} seeds:\n{}",
+                coverage.lock().unwrap_or_else(|p| p.into_inner()).render()
+            );
+            eprintln!(
+                "history checks: {:.1} ms per seed on average",
+                checking * 1000.0 / seeds.max(1) as f64
+            );
+        }
         let mut failed = failures.lock().unwrap_or_else(|p| p.into_inner()).clone();
         failed.sort_unstable();
         eprintln!(

@@ -8,7 +8,8 @@ use dbadger_core::StorageError;
 use dbadger_core::raft_types::{LogEntry, LogId};
 use dbadger_core::storage::memory::{MemoryLogStore, MemoryStateMachine};
 use dbadger_core::storage::{
-    AppliedState, FlushCallback, KvWrite, LogStore, StateMachineStore, StateWrite, StorageResult,
+    AppliedState, FlushCallback, KvWrite, LogStore, StateMachineStore, StateRead, StateWrite,
+    StorageResult,
 };
 use madsim::rand::{Rng, thread_rng};
 
@@ -77,6 +78,8 @@ struct DiskState {
     faults: FaultRates,
     /// The next sync fails, whatever the rates say (set by [`SimDisk::fail_next_sync`]).
     fail_next_sync: bool,
+    /// The last crash lost state-machine commits, and no boot has replayed them yet.
+    lost_state: bool,
     counters: DiskCounters,
 }
 
@@ -93,6 +96,21 @@ pub struct DiskCounters {
     pub torn_crashes: u64,
     /// Injected errors.
     pub injected: u64,
+    /// Snapshots built.
+    pub snapshots_built: u64,
+    /// Snapshots installed on a node that held no key.
+    pub installs_on_empty: u64,
+    /// Snapshots installed over keys of an older state.
+    pub installs_over_data: u64,
+    /// Truncations that removed log entries (a conflicting suffix).
+    pub truncated_suffixes: u64,
+    /// Crashes that lost log entries not yet synced.
+    pub crashes_losing_log: u64,
+    /// Crashes that lost state-machine commits not yet synced.
+    pub crashes_losing_state: u64,
+    /// Boots after such a crash whose log held entries past the state's applied index: the
+    /// node replays them over the older state.
+    pub replays_after_lost_state: u64,
 }
 
 /// One node's disk, held by the harness across kills and restarts.
@@ -151,6 +169,39 @@ fn replay_machine(machine: &MemoryStateMachine, changes: &[MachineChange]) -> St
     write.commit()
 }
 
+/// Whether the durable log holds entries past the durable state machine's applied index.
+fn replays(state: &DiskState) -> bool {
+    let applied = state
+        .durable_machine
+        .read()
+        .and_then(|view| view.applied_state())
+        .ok()
+        .and_then(|applied| applied.last_applied.map(|id| id.index));
+    let last = state
+        .durable_log
+        .log_bounds()
+        .ok()
+        .and_then(|bounds| bounds.last.map(|id| id.index));
+    last > applied
+}
+
+/// Accounts for the pending changes a crash lost.
+fn count_lost<'a>(state: &mut DiskState, lost: impl Iterator<Item = &'a Pending>) {
+    let (mut changes, mut log, mut machine) = (0, false, false);
+    for change in lost {
+        changes += 1;
+        match change {
+            Pending::Append(entries, _) => log |= !entries.is_empty(),
+            Pending::Machine(_) => machine = true,
+            _ => {}
+        }
+    }
+    state.counters.lost_changes += changes;
+    state.counters.crashes_losing_log += u64::from(log);
+    state.counters.crashes_losing_state += u64::from(machine);
+    state.lost_state |= machine;
+}
+
 impl SimDisk {
     /// An empty disk.
     pub fn new(policy: SyncPolicy) -> Arc<SimDisk> {
@@ -164,6 +215,7 @@ impl SimDisk {
                 failed: false,
                 faults: FaultRates::default(),
                 fail_next_sync: false,
+                lost_state: false,
                 counters: DiskCounters::default(),
             }),
             policy,
@@ -183,6 +235,9 @@ impl SimDisk {
         state.incarnation += 1;
         state.failed = false;
         state.pending.clear();
+        if std::mem::take(&mut state.lost_state) && replays(&state) {
+            state.counters.replays_after_lost_state += 1;
+        }
         let live = Arc::new(Live {
             log: state.durable_log.duplicate(),
             machine: state.durable_machine.duplicate(),
@@ -227,9 +282,9 @@ impl SimDisk {
                     );
                 }
             }
-            state.counters.lost_changes += lost.len() as u64;
+            count_lost(&mut state, lost.iter());
         } else {
-            state.counters.lost_changes += pending.len() as u64;
+            count_lost(&mut state, pending.iter());
         }
     }
 
@@ -267,6 +322,11 @@ impl SimDisk {
     /// What happened to this disk so far.
     pub fn counters(&self) -> DiskCounters {
         self.state().counters
+    }
+
+    /// Counts an event of the stores in the disk's counters.
+    pub(super) fn count(&self, event: impl FnOnce(&mut DiskCounters)) {
+        event(&mut self.state().counters);
     }
 
     /// Every key-value pair of the live view (the durable image when the node is down).

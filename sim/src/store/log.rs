@@ -92,6 +92,10 @@ impl LogStore for SimLogStore {
 
     fn truncate_after(&self, last_kept: Option<&LogId>) -> StorageResult<()> {
         self.write_check("truncate")?;
+        let last = self.live.log.log_bounds()?.last.map(|id| id.index);
+        if last > last_kept.map(|id| id.index) {
+            self.disk.count(|counters| counters.truncated_suffixes += 1);
+        }
         self.live.log.truncate_after(last_kept)?;
         self.disk
             .push(self.incarnation, Pending::Truncate(last_kept.copied()));

@@ -3,6 +3,7 @@
 
 use std::ops::Bound;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use dbadger_core::Versioned;
 use dbadger_core::raft_types::SnapshotMeta;
@@ -19,6 +20,11 @@ pub struct SimStateMachine {
     disk: Arc<SimDisk>,
     live: Arc<Live>,
     incarnation: u64,
+    /// A snapshot is being built (its sink was created): the next save is its own, not an
+    /// install.
+    building: AtomicBool,
+    /// Whether the state held a key when it was last cleared (an install clears it first).
+    held_keys_when_cleared: AtomicBool,
 }
 
 impl SimStateMachine {
@@ -27,6 +33,8 @@ impl SimStateMachine {
             disk,
             live,
             incarnation,
+            building: AtomicBool::new(false),
+            held_keys_when_cleared: AtomicBool::new(false),
         }
     }
 }
@@ -61,6 +69,7 @@ impl StateMachineStore for SimStateMachine {
     }
 
     fn create_snapshot(&self, meta: &SnapshotMeta) -> StorageResult<MemorySnapshotSink> {
+        self.building.store(true, Ordering::SeqCst);
         self.live.machine.create_snapshot(meta)
     }
 
@@ -70,7 +79,15 @@ impl StateMachineStore for SimStateMachine {
         self.disk.write_through(self.incarnation, |_, machine| {
             machine.save_snapshot(meta, snapshot)
         })?;
-        self.live.machine.save_snapshot(meta, snapshot)
+        self.live.machine.save_snapshot(meta, snapshot)?;
+        let built = self.building.swap(false, Ordering::SeqCst);
+        let over_data = self.held_keys_when_cleared.load(Ordering::SeqCst);
+        self.disk.count(|counters| match (built, over_data) {
+            (true, _) => counters.snapshots_built += 1,
+            (false, true) => counters.installs_over_data += 1,
+            (false, false) => counters.installs_on_empty += 1,
+        });
+        Ok(())
     }
 
     fn current_snapshot(&self) -> StorageResult<Option<(SnapshotMeta, MemorySnapshot)>> {
@@ -111,6 +128,11 @@ impl KvWrite for SimWrite<'_> {
 
     fn clear(&mut self) -> StorageResult<u64> {
         let count = self.inner.clear()?;
+        self.owner
+            .held_keys_when_cleared
+            .store(count > 0, Ordering::SeqCst);
+        // Only an install clears the state before saving a snapshot.
+        self.owner.building.store(false, Ordering::SeqCst);
         self.changes.push(MachineChange::Clear);
         Ok(count)
     }
