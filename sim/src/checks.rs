@@ -104,6 +104,7 @@ pub fn all(records: &[Record]) -> (Vec<String>, Duration) {
     let started = Instant::now();
     let mut violations = linearizability(records);
     violations.extend(local_reads(records));
+    violations.extend(answers_in_scope(records));
     violations.extend(revisions::check(records));
     (violations, started.elapsed())
 }
@@ -134,6 +135,44 @@ pub fn linearizability(records: &[Record]) -> Vec<String> {
                 "key {key}: linearizability search gave up after {explored} steps ({} operations)",
                 operations.len()
             )),
+        }
+    }
+    violations
+}
+
+/// A read answers only keys in its scope: `get` and `get_many` each asked key once, in the
+/// order asked; a prefix or range read keys with the prefix or in the range, in ascending order.
+pub fn answers_in_scope(records: &[Record]) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (index, record) in records.iter().enumerate() {
+        let Reply::Read(found) = &record.reply else {
+            continue;
+        };
+        let answered: Vec<&Vec<u8>> = found.iter().map(|(key, _)| key).collect();
+        let in_order = match &record.request {
+            Request::Get { key, .. } => answered == [key],
+            Request::GetMany { keys, .. } => answered.iter().copied().eq(keys.iter()),
+            Request::GetPrefix { prefix, .. } => {
+                answered.iter().all(|key| key.starts_with(prefix))
+                    && answered.windows(2).all(|pair| pair[0] < pair[1])
+            }
+            Request::GetRange { min, max, .. } => {
+                answered
+                    .iter()
+                    .all(|key| scope::in_range(key, min.as_deref(), max.as_deref()))
+                    && answered.windows(2).all(|pair| pair[0] < pair[1])
+            }
+            _ => false,
+        };
+        if !in_order {
+            violations.push(format!(
+                "read #{index} answered keys {:?} for {:?}",
+                answered
+                    .iter()
+                    .map(|key| String::from_utf8_lossy(key).into_owned())
+                    .collect::<Vec<_>>(),
+                record.request
+            ));
         }
     }
     violations
