@@ -9,7 +9,7 @@ use std::time::Duration;
 use dbadger::{Config, Db, NodeStatus, StartMode};
 use madsim::runtime::{Handle, NodeHandle};
 
-use crate::store::{SimDisk, SyncPolicy};
+use crate::store::{DiskObserver, SimDisk, SyncPolicy};
 
 /// The port every node serves on.
 const PORT: u16 = 7400;
@@ -168,6 +168,7 @@ pub struct Cluster {
     /// Every node ever created, by index.
     pub nodes: Vec<SimNode>,
     sync: SyncPolicy,
+    observer: Option<Arc<dyn DiskObserver>>,
 }
 
 impl Cluster {
@@ -178,7 +179,13 @@ impl Cluster {
             directory: Directory::default(),
             nodes: Vec::new(),
             sync,
+            observer: None,
         }
+    }
+
+    /// Attaches `observer` to the disk of every node added from now on.
+    pub fn observe(&mut self, observer: Arc<dyn DiskObserver>) {
+        self.observer = Some(observer);
     }
 
     /// Creates and boots node `index`: the first bootstraps, the others join through `seeds`.
@@ -192,11 +199,11 @@ impl Cluster {
         } else {
             StartMode::Join(seeds)
         };
-        let running = Arc::new(Mutex::new(Running::new(
-            index as u64 + 1,
-            SimDisk::new(self.sync),
-            start,
-        )));
+        let disk = SimDisk::new(self.sync);
+        if let Some(observer) = &self.observer {
+            disk.observe(Arc::clone(observer), index as u64 + 1);
+        }
+        let running = Arc::new(Mutex::new(Running::new(index as u64 + 1, disk, start)));
         let handle = self.boot_host(&name, ip, &running);
         self.directory.members().push(Target {
             index,

@@ -38,6 +38,8 @@ pub mod scenario;
 #[cfg(madsim)]
 mod scope;
 #[cfg(madsim)]
+pub mod step_monitor;
+#[cfg(madsim)]
 pub mod store;
 #[cfg(madsim)]
 mod workload;

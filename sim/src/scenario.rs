@@ -19,7 +19,8 @@ use crate::history::{History, Record, Reply};
 use crate::invariants::Invariants;
 pub use crate::nemesis::FaultClass;
 use crate::nemesis::Nemesis;
-use crate::store::SyncPolicy;
+use crate::step_monitor::StepMonitor;
+use crate::store::{DiskObserver, SyncPolicy};
 use crate::workload::{final_reads, start_clients};
 
 /// What one run does.
@@ -93,6 +94,8 @@ pub struct Report {
     pub trace_hash: u64,
     /// How often the run took each recovery path and injected each class of fault.
     pub coverage: Coverage,
+    /// Store changes the step monitor checked.
+    pub checked_steps: u64,
     /// How long the history checks took (wall time).
     pub check_time: Duration,
     /// Everything that went wrong; empty for a passing run.
@@ -138,6 +141,7 @@ pub fn run(scenario: &Scenario) -> Report {
             simulated: Duration::ZERO,
             trace_hash: 0,
             coverage: Coverage::default(),
+            checked_steps: 0,
             check_time: Duration::ZERO,
             violations: vec![format!("the simulation panicked: {message}")],
             history: Vec::new(),
@@ -165,6 +169,8 @@ pub async fn simulate(scenario: Scenario) -> Report {
     let mut violations = Vec::new();
     let net = NetSim::current();
     let mut cluster = empty_cluster(&scenario);
+    let monitor = Arc::new(StepMonitor::default());
+    cluster.observe(Arc::clone(&monitor) as Arc<dyn DiskObserver>);
     let mut invariants = Invariants::default();
     if let Err(error) = form(&scenario, &mut cluster).await {
         violations.push(error);
@@ -193,6 +199,8 @@ pub async fn simulate(scenario: Scenario) -> Report {
     invariants.check(&cluster);
     invariants.check_log_matching(&cluster);
     violations.append(&mut invariants.violations);
+    let (step_violations, steps) = monitor.results();
+    violations.extend(step_violations);
     let records = history.records();
     coverage.add(
         Path::LeaderChangeWithUncommittedEntries,
@@ -208,6 +216,7 @@ pub async fn simulate(scenario: Scenario) -> Report {
     );
     add_disk_coverage(&mut coverage, &cluster);
     report.coverage = coverage;
+    report.checked_steps = steps;
     report
 }
 
@@ -294,6 +303,7 @@ fn finish(
         simulated: Instant::now() - started,
         trace_hash: hasher.finish(),
         coverage: Coverage::default(),
+        checked_steps: 0,
         check_time: Duration::ZERO,
         violations,
         scenario,

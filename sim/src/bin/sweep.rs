@@ -84,7 +84,7 @@ mod sweep {
     fn describe(report: &Report) -> String {
         let scenario = &report.scenario;
         format!(
-            "seed {} ({} nodes, faults {:?}): {} ops ({} ok, {} unknown), {} fault actions, {} crashes, {:.1} s simulated, checked in {:.1} ms, trace {:016x}",
+            "seed {} ({} nodes, faults {:?}): {} ops ({} ok, {} unknown), {} fault actions, {} crashes, {:.1} s simulated, {} store steps checked, history checked in {:.1} ms, trace {:016x}",
             scenario.seed,
             scenario.nodes,
             scenario.faults,
@@ -94,6 +94,7 @@ mod sweep {
             report.fault_actions,
             report.crashes,
             report.simulated.as_secs_f64(),
+            report.checked_steps,
             report.check_time.as_secs_f64() * 1000.0,
             report.trace_hash
         )

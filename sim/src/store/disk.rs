@@ -13,7 +13,7 @@ use dbadger_core::storage::{
 };
 use madsim::rand::{Rng, thread_rng};
 
-use super::{SimLogStore, SimStateMachine};
+use super::{DiskObserver, SimLogStore, SimStateMachine};
 
 /// Probabilities, per operation, of an injected error.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -117,6 +117,7 @@ pub struct DiskCounters {
 pub struct SimDisk {
     state: Mutex<DiskState>,
     policy: SyncPolicy,
+    observer: Mutex<Option<(Arc<dyn DiskObserver>, u64)>>,
 }
 
 impl std::fmt::Debug for SimDisk {
@@ -219,7 +220,24 @@ impl SimDisk {
                 counters: DiskCounters::default(),
             }),
             policy,
+            observer: Mutex::new(None),
         })
+    }
+
+    /// Tells `observer` of every change of this disk's stores from now on, as node `node`.
+    pub fn observe(&self, observer: Arc<dyn DiskObserver>, node: u64) {
+        *self
+            .observer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((observer, node));
+    }
+
+    /// The observer and the node id it knows this disk by, if one is attached.
+    pub(super) fn observer(&self) -> Option<(Arc<dyn DiskObserver>, u64)> {
+        self.observer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     fn state(&self) -> MutexGuard<'_, DiskState> {

@@ -1,6 +1,7 @@
 //! The log store of the simulator: reads and writes the live view, queues changes on the disk.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dbadger_core::raft_types::{LogEntry, LogId, Vote};
 use dbadger_core::storage::{FlushCallback, LogBounds, LogStore, StorageResult};
@@ -12,6 +13,8 @@ pub struct SimLogStore {
     disk: Arc<SimDisk>,
     live: Arc<Live>,
     incarnation: u64,
+    /// The committed index this boot last saved (for the observer's incremental checks).
+    last_saved_committed: AtomicU64,
 }
 
 impl SimLogStore {
@@ -20,6 +23,7 @@ impl SimLogStore {
             disk,
             live,
             incarnation,
+            last_saved_committed: AtomicU64::new(0),
         }
     }
 
@@ -50,6 +54,9 @@ impl LogStore for SimLogStore {
 
     fn save_vote(&self, vote: &Vote) -> StorageResult<()> {
         self.write_check("vote write")?;
+        if let Some((observer, node)) = self.disk.observer() {
+            observer.vote_saved(node, vote);
+        }
         self.disk
             .write_through(self.incarnation, |log, _| log.save_vote(vote))?;
         self.live.log.save_vote(vote)
@@ -74,6 +81,18 @@ impl LogStore for SimLogStore {
 
     fn save_committed(&self, committed: Option<&LogId>) -> StorageResult<()> {
         self.write_check("committed write")?;
+        if let Some((observer, node)) = self.disk.observer() {
+            let from = self
+                .last_saved_committed
+                .swap(committed.map_or(0, |id| id.index), Ordering::SeqCst);
+            let through = committed.map_or(0, |id| id.index);
+            let entries = if through > from {
+                self.live.log.entries(from + 1, through + 1)?
+            } else {
+                Vec::new()
+            };
+            observer.committed_saved(node, self.incarnation, committed, &entries);
+        }
         self.live.log.save_committed(committed)?;
         self.disk
             .push(self.incarnation, Pending::Committed(committed.copied()));
@@ -92,9 +111,13 @@ impl LogStore for SimLogStore {
 
     fn truncate_after(&self, last_kept: Option<&LogId>) -> StorageResult<()> {
         self.write_check("truncate")?;
-        let last = self.live.log.log_bounds()?.last.map(|id| id.index);
-        if last > last_kept.map(|id| id.index) {
+        let first_removed = last_kept.map_or(0, |id| id.index + 1);
+        let removed = self.live.log.entries(first_removed, u64::MAX)?;
+        if !removed.is_empty() {
             self.disk.count(|counters| counters.truncated_suffixes += 1);
+            if let Some((observer, node)) = self.disk.observer() {
+                observer.truncating(node, &removed);
+            }
         }
         self.live.log.truncate_after(last_kept)?;
         self.disk

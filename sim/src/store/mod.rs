@@ -11,6 +11,9 @@
 //! is flushed only by a later state-machine commit or a snapshot's record; recovered by log
 //! replay either way): this model loses fewer applied transactions at a crash than LMDB may.
 //!
+//! Observers ([`DiskObserver`]): a disk attached to one is told of every vote, committed index,
+//! truncation and state-machine commit as it happens, for invariant checks at every step.
+//!
 //! Faults: write, sync and read errors at seeded rates ([`FaultRates`]). A failed operation
 //! returns [`StorageError::Injected`](dbadger_core::StorageError::Injected) and marks the disk
 //! failed; openraft treats storage errors as fatal, and the harness restarts a node whose disk
@@ -18,8 +21,10 @@
 
 mod disk;
 mod log;
+mod observer;
 mod state_machine;
 
 pub use disk::{FaultRates, SimDisk, SyncPolicy};
 pub use log::SimLogStore;
+pub use observer::DiskObserver;
 pub use state_machine::{SimStateMachine, SimWrite};

@@ -174,6 +174,15 @@ impl StateWrite for SimWrite<'_> {
             owner,
         } = self;
         inner.commit()?;
+        if let Some((observer, node)) = owner.disk.observer() {
+            let applied = changes.iter().rev().find_map(|change| match change {
+                MachineChange::Applied(state) => Some(state.last_applied),
+                _ => None,
+            });
+            if let Some(applied) = applied {
+                observer.applied(node, owner.incarnation, applied.as_ref());
+            }
+        }
         owner
             .disk
             .push(owner.incarnation, Pending::Machine(changes));
