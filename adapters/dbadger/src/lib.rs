@@ -35,6 +35,7 @@ mod db;
 mod handlers;
 #[cfg(not(madsim))]
 mod health;
+mod joint_config;
 mod lifecycle;
 mod membership;
 mod membership_plan;

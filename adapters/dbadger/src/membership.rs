@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::membership_plan::{
     AddStep, Departure, Member, MembershipChange, departure, next_add_step, next_address_step,
-    transfer_target,
+    transfer_target, unfinished_joint,
 };
 use crate::node::{Node, Types, remaining, stopped};
 use crate::requests::Attempt;
@@ -45,6 +45,8 @@ fn finished_if_changed(attempt: Attempt<Step>) -> Attempt<Step> {
 /// The leader's view of its membership, copied out of the metrics.
 struct MembershipView {
     members: BTreeMap<NodeId, (String, bool)>,
+    /// The voters of an unfinished joint configuration's new set ([`unfinished_joint`]).
+    joint_target: Option<BTreeSet<NodeId>>,
 }
 
 impl MembershipView {
@@ -126,7 +128,22 @@ impl<S: StateMachineStore> Node<S> {
             .nodes()
             .map(|(id, node)| (*id, (node.addr.clone(), voters.contains(id))))
             .collect();
-        Ok(MembershipView { members })
+        let joint_target = unfinished_joint(membership.get_joint_config());
+        Ok(MembershipView {
+            members,
+            joint_target,
+        })
+    }
+
+    /// A joint configuration left by an interrupted change is finished (its uniform new set
+    /// written) before any other step: decided on a joint view, a request would count a voter
+    /// of either set as a voter, and stop there.
+    async fn finish_joint(&self, view: &MembershipView) -> Option<Attempt<Step>> {
+        let target = view.joint_target.clone()?;
+        Some(
+            self.change_members(ChangeMembers::ReplaceAllVoters(target), true)
+                .await,
+        )
     }
 
     /// Proposes one membership change on this node (the leader).
@@ -252,6 +269,9 @@ impl<S: StateMachineStore> Node<S> {
                 }
                 AddKind::AddressOnly => next_address_step(id, view.member(id), &addr),
             };
+            if let Some(finishing) = self.finish_joint(&view).await {
+                return finishing;
+            }
             match planned {
                 Err(refused) => Attempt::Done(Err(refused)),
                 Ok(AddStep::Nothing) => Attempt::Done(Ok(Step::Finished)),
@@ -313,6 +333,9 @@ impl<S: StateMachineStore> Node<S> {
                 Ok(view) => view,
                 Err(hint) => return Attempt::NotLeader(hint),
             };
+            if let Some(finishing) = self.finish_joint(&view).await {
+                return finishing;
+            }
             let voters = view.ids(true);
             match departure(id, self.id, view.member(id), voters.len(), demote) {
                 Err(refused) => Attempt::Done(Err(refused)),

@@ -2,6 +2,8 @@
 //! pure functions, so that every request is idempotent (asking twice changes nothing the
 //! second time) and every refusal is decided in one place.
 
+use std::collections::BTreeSet;
+
 use dbadger_core::RequestError;
 use dbadger_core::raft_types::NodeId;
 
@@ -24,6 +26,17 @@ pub(crate) enum MembershipChange {
     Demote(NodeId),
     /// Hand leadership to voter `to` (`None`: the best placed voter).
     TransferLeadership(Option<NodeId>),
+}
+
+/// The voters a joint configuration was heading to, if `configs` is one (more than one
+/// config): the change that made it was interrupted before its second step (its caller gave
+/// up, or leadership changed), and until the uniform configuration of those voters is written
+/// every decision needs a majority of both sets. `None` for a uniform configuration.
+pub(crate) fn unfinished_joint(configs: &[BTreeSet<NodeId>]) -> Option<BTreeSet<NodeId>> {
+    match configs {
+        [_, .., last] => Some(last.clone()),
+        _ => None,
+    }
 }
 
 /// A member as the leader sees it.
@@ -317,5 +330,14 @@ mod tests {
             transfer_target(1, None, &[1], &[4], &[(4, Some(3))]),
             Err(RequestError::Refused { .. })
         ));
+    }
+
+    #[test]
+    fn a_joint_configuration_is_finished_towards_its_last_set() {
+        let old = BTreeSet::from([1, 2]);
+        let new = BTreeSet::from([1, 2, 3]);
+        assert_eq!(unfinished_joint(&[old.clone(), new.clone()]), Some(new));
+        assert_eq!(unfinished_joint(std::slice::from_ref(&old)), None);
+        assert_eq!(unfinished_joint(&[]), None);
     }
 }

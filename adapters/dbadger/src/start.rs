@@ -253,6 +253,10 @@ impl Db {
             Arc::downgrade(&node),
             config.snapshot_interval,
         ));
+        tokio::spawn(crate::joint_config::finish_interrupted_changes(
+            Arc::downgrade(&node),
+            patience,
+        ));
         let db = Db {
             engine: Arc::clone(&node) as Arc<dyn crate::node::Engine>,
             server: Arc::new(std::sync::Mutex::new(Some(server))),
