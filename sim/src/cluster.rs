@@ -168,6 +168,8 @@ pub struct Cluster {
     /// Every node ever created, by index.
     pub nodes: Vec<SimNode>,
     sync: SyncPolicy,
+    /// A node whose disk syncs this many times slower than the others.
+    slow_disk: Option<(usize, u32)>,
     observer: Option<Arc<dyn DiskObserver>>,
 }
 
@@ -179,8 +181,15 @@ impl Cluster {
             directory: Directory::default(),
             nodes: Vec::new(),
             sync,
+            slow_disk: None,
             observer: None,
         }
+    }
+
+    /// Gives node `index`, when it is added, a disk that syncs `factor` times slower: a
+    /// follower whose log lags the others' while the cluster commits without it.
+    pub fn slow_disk(&mut self, index: usize, factor: u32) {
+        self.slow_disk = Some((index, factor));
     }
 
     /// Attaches `observer` to the disk of every node added from now on.
@@ -199,7 +208,11 @@ impl Cluster {
         } else {
             StartMode::Join(seeds)
         };
-        let disk = SimDisk::new(self.sync);
+        let policy = match self.slow_disk {
+            Some((slow, factor)) if slow == index => self.sync.slowed(factor),
+            _ => self.sync,
+        };
+        let disk = SimDisk::new(policy);
         if let Some(observer) = &self.observer {
             disk.observe(Arc::clone(observer), index as u64 + 1);
         }

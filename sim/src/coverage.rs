@@ -23,6 +23,8 @@ pub enum Path {
     /// A crash lost state-machine commits that were not yet synced, and the node replayed the
     /// log over the older state when it booted again.
     CrashLostStateThenReplay,
+    /// A node booted on a state machine that was durable past the end of its durable log.
+    BootWithStateAheadOfLog,
     /// A new leader took over while the old one held entries it had not committed.
     LeaderChangeWithUncommittedEntries,
     /// A membership change (remove, leave) whose call failed: interrupted by a fault.
@@ -41,6 +43,7 @@ impl Path {
             Path::ConflictingSuffixTruncated,
             Path::CrashLostUnsyncedLog,
             Path::CrashLostStateThenReplay,
+            Path::BootWithStateAheadOfLog,
             Path::LeaderChangeWithUncommittedEntries,
             Path::MembershipChangeInterrupted,
         ];
@@ -59,6 +62,7 @@ impl Path {
             Path::CrashLostStateThenReplay => {
                 "crash lost state-machine commits, then replay".to_owned()
             }
+            Path::BootWithStateAheadOfLog => "boot with the state ahead of the log".to_owned(),
             Path::LeaderChangeWithUncommittedEntries => {
                 "leader change with uncommitted entries".to_owned()
             }

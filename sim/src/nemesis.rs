@@ -267,9 +267,10 @@ impl Nemesis {
         self.coverage.add(Path::Fault(class), 1);
     }
 
-    /// Removes a random member when there are more than three (through any member, or by its
-    /// own graceful leave, a leader handing over first), otherwise adds a fresh node; now and
-    /// then a member moves to a new address instead.
+    /// Removes a random member when there are five or more, or half the time when there are
+    /// four (through any member, or by its own graceful leave, a leader handing over first),
+    /// otherwise adds a fresh node (which the leader catches up by a snapshot once it has
+    /// purged its log); now and then a member moves to a new address instead.
     async fn change_membership(&mut self, cluster: &mut Cluster) {
         let members = cluster.members();
         let mut rng = thread_rng();
@@ -278,7 +279,7 @@ impl Nemesis {
             cluster.move_node(moved);
             return;
         }
-        if members.len() > 3 {
+        if members.len() > 4 || (members.len() == 4 && rng.gen_bool(0.5)) {
             let victim = members[rng.gen_range(0..members.len())];
             let id = cluster.nodes[victim].id();
             if rng.gen_bool(0.5)

@@ -23,6 +23,11 @@ use crate::step_monitor::StepMonitor;
 use crate::store::{DiskObserver, SyncPolicy};
 use crate::workload::{final_reads, start_clients};
 
+/// The node (by index) whose disk syncs slower than the others' (by the scenario's
+/// `slow_disk_factor`): its log lags while the others commit, so it applies entries its own
+/// log has not synced yet, and a crash can leave its state machine durable past its log.
+const SLOW_DISK_NODE: usize = 2;
+
 /// What one run does.
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -40,6 +45,8 @@ pub struct Scenario {
     pub liveness_bound: Duration,
     /// The longest a disk sync takes (each takes a random time from 0.1 ms up to this).
     pub slowest_sync: Duration,
+    /// How many times slower the disk of node 3 syncs.
+    pub slow_disk_factor: u32,
 }
 
 impl Scenario {
@@ -65,6 +72,7 @@ impl Scenario {
             liveness_bound: Duration::from_secs(30),
             // Fast disks, or slow ones that widen the window between a write and its sync.
             slowest_sync: Duration::from_millis([3, 25, 120][((seed / 3) % 3) as usize]),
+            slow_disk_factor: [8, 8, 4][((seed / 27) % 3) as usize],
         }
     }
 
@@ -169,6 +177,7 @@ pub async fn simulate(scenario: Scenario) -> Report {
     let mut violations = Vec::new();
     let net = NetSim::current();
     let mut cluster = empty_cluster(&scenario);
+    cluster.slow_disk(SLOW_DISK_NODE, scenario.slow_disk_factor);
     let monitor = Arc::new(StepMonitor::default());
     cluster.observe(Arc::clone(&monitor) as Arc<dyn DiskObserver>);
     let mut invariants = Invariants::default();
@@ -238,6 +247,10 @@ pub(crate) fn add_disk_coverage(coverage: &mut Coverage, cluster: &Cluster) {
         coverage.add(
             Path::CrashLostStateThenReplay,
             counters.replays_after_lost_state,
+        );
+        coverage.add(
+            Path::BootWithStateAheadOfLog,
+            counters.boots_with_state_ahead_of_log,
         );
     }
 }

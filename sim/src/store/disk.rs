@@ -42,13 +42,25 @@ pub enum SyncPolicy {
     },
 }
 
+impl SyncPolicy {
+    /// The same policy with every sync `factor` times slower.
+    pub fn slowed(self, factor: u32) -> SyncPolicy {
+        match self {
+            SyncPolicy::Immediate => SyncPolicy::Immediate,
+            SyncPolicy::Delayed { min, max } => SyncPolicy::Delayed {
+                min: min * factor,
+                max: max * factor,
+            },
+        }
+    }
+}
+
 /// One change not yet durable.
 pub(super) enum Pending {
     Append(Vec<LogEntry>, Option<FlushCallback>),
     Truncate(Option<LogId>),
     Purge(LogId),
     Committed(Option<LogId>),
-    Machine(Vec<MachineChange>),
 }
 
 /// One change of a committed state-machine transaction.
@@ -72,6 +84,10 @@ struct DiskState {
     durable_log: MemoryLogStore,
     durable_machine: MemoryStateMachine,
     pending: VecDeque<Pending>,
+    /// The last state-machine commit, not yet durable: its data is written but its meta page
+    /// is flushed only by the next state-machine commit or a snapshot's record (as LMDB's
+    /// state environment, under `MDB_NOMETASYNC`).
+    machine_pending: Option<Vec<MachineChange>>,
     incarnation: u64,
     live: Option<Arc<Live>>,
     failed: bool,
@@ -111,6 +127,9 @@ pub struct DiskCounters {
     /// Boots after such a crash whose log held entries past the state's applied index: the
     /// node replays them over the older state.
     pub replays_after_lost_state: u64,
+    /// Boots whose durable state machine had applied entries past the durable log's end (its
+    /// commits reached the disk before the log's sync did): openraft purges the hole.
+    pub boots_with_state_ahead_of_log: u64,
 }
 
 /// One node's disk, held by the harness across kills and restarts.
@@ -126,11 +145,7 @@ impl std::fmt::Debug for SimDisk {
     }
 }
 
-fn apply_durably(
-    log: &MemoryLogStore,
-    machine: &MemoryStateMachine,
-    change: Pending,
-) -> Option<FlushCallback> {
+fn apply_durably(log: &MemoryLogStore, change: Pending) -> Option<FlushCallback> {
     // The durable image only replays what the live view already accepted, so these calls
     // cannot fail on contract grounds; an error here would be a bug in the simulator.
     let outcome = match change {
@@ -143,12 +158,18 @@ fn apply_durably(
         Pending::Truncate(last_kept) => log.truncate_after(last_kept.as_ref()),
         Pending::Purge(log_id) => log.purge_through(&log_id),
         Pending::Committed(committed) => log.save_committed(committed.as_ref()),
-        Pending::Machine(changes) => replay_machine(machine, &changes),
     };
     if let Err(error) = outcome {
         panic!("the durable image refused a change the live view accepted: {error}");
     }
     None
+}
+
+/// Makes a state-machine commit durable.
+fn make_machine_durable(machine: &MemoryStateMachine, changes: &[MachineChange]) {
+    if let Err(error) = replay_machine(machine, changes) {
+        panic!("the durable image refused a state-machine commit the live view accepted: {error}");
+    }
 }
 
 fn replay_machine(machine: &MemoryStateMachine, changes: &[MachineChange]) -> StorageResult<()> {
@@ -170,8 +191,8 @@ fn replay_machine(machine: &MemoryStateMachine, changes: &[MachineChange]) -> St
     write.commit()
 }
 
-/// Whether the durable log holds entries past the durable state machine's applied index.
-fn replays(state: &DiskState) -> bool {
+/// The durable state machine's applied index and the durable log's last index.
+fn durable_indices(state: &DiskState) -> (Option<u64>, Option<u64>) {
     let applied = state
         .durable_machine
         .read()
@@ -183,18 +204,16 @@ fn replays(state: &DiskState) -> bool {
         .log_bounds()
         .ok()
         .and_then(|bounds| bounds.last.map(|id| id.index));
-    last > applied
+    (applied, last)
 }
 
-/// Accounts for the pending changes a crash lost.
-fn count_lost<'a>(state: &mut DiskState, lost: impl Iterator<Item = &'a Pending>) {
-    let (mut changes, mut log, mut machine) = (0, false, false);
+/// Accounts for the pending changes a crash lost (`machine`: a state-machine commit too).
+fn count_lost<'a>(state: &mut DiskState, lost: impl Iterator<Item = &'a Pending>, machine: bool) {
+    let (mut changes, mut log) = (u64::from(machine), false);
     for change in lost {
         changes += 1;
-        match change {
-            Pending::Append(entries, _) => log |= !entries.is_empty(),
-            Pending::Machine(_) => machine = true,
-            _ => {}
+        if let Pending::Append(entries, _) = change {
+            log |= !entries.is_empty();
         }
     }
     state.counters.lost_changes += changes;
@@ -211,6 +230,7 @@ impl SimDisk {
                 durable_log: MemoryLogStore::new(),
                 durable_machine: MemoryStateMachine::new(),
                 pending: VecDeque::new(),
+                machine_pending: None,
                 incarnation: 0,
                 live: None,
                 failed: false,
@@ -253,8 +273,13 @@ impl SimDisk {
         state.incarnation += 1;
         state.failed = false;
         state.pending.clear();
-        if std::mem::take(&mut state.lost_state) && replays(&state) {
+        state.machine_pending = None;
+        let (applied, last) = durable_indices(&state);
+        if std::mem::take(&mut state.lost_state) && last > applied {
             state.counters.replays_after_lost_state += 1;
+        }
+        if applied > last {
+            state.counters.boots_with_state_ahead_of_log += 1;
         }
         let live = Arc::new(Live {
             log: state.durable_log.duplicate(),
@@ -276,6 +301,15 @@ impl SimDisk {
         state.incarnation += 1;
         state.live = None;
         state.counters.crashes += 1;
+        // A torn crash may have got the last state-machine commit's meta page out too.
+        let machine = state.machine_pending.take();
+        let machine_lost = match machine {
+            Some(changes) if torn && thread_rng().gen_bool(0.5) => {
+                make_machine_durable(&state.durable_machine, &changes);
+                false
+            }
+            other => other.is_some(),
+        };
         let mut pending = std::mem::take(&mut state.pending);
         if torn && !pending.is_empty() {
             state.counters.torn_crashes += 1;
@@ -286,23 +320,19 @@ impl SimDisk {
                     Pending::Append(entries, _) => Pending::Append(entries, None),
                     other => other,
                 };
-                apply_durably(&state.durable_log, &state.durable_machine, change);
+                apply_durably(&state.durable_log, change);
             }
             // Part of the first lost append may have reached the disk too.
             if let Some(Pending::Append(entries, _)) = lost.front() {
                 let part = thread_rng().gen_range(0..=entries.len());
                 let prefix = entries[..part].to_vec();
                 if !prefix.is_empty() {
-                    apply_durably(
-                        &state.durable_log,
-                        &state.durable_machine,
-                        Pending::Append(prefix, None),
-                    );
+                    apply_durably(&state.durable_log, Pending::Append(prefix, None));
                 }
             }
-            count_lost(&mut state, lost.iter());
+            count_lost(&mut state, lost.iter(), machine_lost);
         } else {
-            count_lost(&mut state, pending.iter());
+            count_lost(&mut state, pending.iter(), machine_lost);
         }
     }
 
@@ -318,7 +348,10 @@ impl SimDisk {
                 Pending::Append(entries, _) => Pending::Append(entries, None),
                 other => other,
             };
-            apply_durably(&state.durable_log, &state.durable_machine, change);
+            apply_durably(&state.durable_log, change);
+        }
+        if let Some(changes) = state.machine_pending.take() {
+            make_machine_durable(&state.durable_machine, &changes);
         }
     }
 
@@ -457,11 +490,7 @@ impl SimDisk {
             } else {
                 state.counters.syncs += 1;
                 for change in pending {
-                    callbacks.extend(apply_durably(
-                        &state.durable_log,
-                        &state.durable_machine,
-                        change,
-                    ));
+                    callbacks.extend(apply_durably(&state.durable_log, change));
                 }
                 false
             }
@@ -475,15 +504,19 @@ impl SimDisk {
         }
     }
 
-    /// Runs `change` against the durable image directly, after making everything pending
-    /// durable: for votes and snapshots, which are durable when their call returns.
-    pub(super) fn write_through(
-        &self,
-        incarnation: u64,
-        change: impl FnOnce(&MemoryLogStore, &MemoryStateMachine) -> StorageResult<()>,
-    ) -> StorageResult<()> {
-        self.sync(incarnation);
-        let state = self.state();
+    /// Records a state-machine commit of boot `incarnation`: its data is written, and the
+    /// commit before it becomes durable (this commit flushes its meta page).
+    pub(super) fn push_machine(&self, incarnation: u64, changes: Vec<MachineChange>) {
+        let mut state = self.state();
+        if state.incarnation != incarnation || state.failed {
+            return;
+        }
+        if let Some(previous) = state.machine_pending.replace(changes) {
+            make_machine_durable(&state.durable_machine, &previous);
+        }
+    }
+
+    fn check_boot(state: &DiskState, incarnation: u64) -> StorageResult<()> {
         if state.incarnation != incarnation {
             return Err(StorageError::Injected(
                 "write on a crashed node's disk".to_owned(),
@@ -492,6 +525,35 @@ impl SimDisk {
         if state.failed {
             return Err(StorageError::Injected("the disk failed earlier".to_owned()));
         }
-        change(&state.durable_log, &state.durable_machine)
+        Ok(())
+    }
+
+    /// Runs `change` against the durable log directly, after syncing every pending log
+    /// change: for votes and the cluster id, which are durable when their call returns.
+    pub(super) fn write_through_log(
+        &self,
+        incarnation: u64,
+        change: impl FnOnce(&MemoryLogStore) -> StorageResult<()>,
+    ) -> StorageResult<()> {
+        self.sync(incarnation);
+        let state = self.state();
+        SimDisk::check_boot(&state, incarnation)?;
+        change(&state.durable_log)
+    }
+
+    /// Runs `change` against the durable state machine directly, after making the pending
+    /// state-machine commit durable: for snapshots, whose record is flushed when their call
+    /// returns (the log is not synced: the state may be durable ahead of the log, as on LMDB).
+    pub(super) fn write_through_machine(
+        &self,
+        incarnation: u64,
+        change: impl FnOnce(&MemoryStateMachine) -> StorageResult<()>,
+    ) -> StorageResult<()> {
+        let mut state = self.state();
+        SimDisk::check_boot(&state, incarnation)?;
+        if let Some(previous) = state.machine_pending.take() {
+            make_machine_durable(&state.durable_machine, &previous);
+        }
+        change(&state.durable_machine)
     }
 }

@@ -58,7 +58,7 @@ impl LogStore for SimLogStore {
             observer.vote_saved(node, vote);
         }
         self.disk
-            .write_through(self.incarnation, |log, _| log.save_vote(vote))?;
+            .write_through_log(self.incarnation, |log| log.save_vote(vote))?;
         self.live.log.save_vote(vote)
     }
 
@@ -70,7 +70,7 @@ impl LogStore for SimLogStore {
     fn save_cluster_id(&self, id: u64) -> StorageResult<()> {
         self.write_check("cluster id write")?;
         self.disk
-            .write_through(self.incarnation, |log, _| log.save_cluster_id(id))?;
+            .write_through_log(self.incarnation, |log| log.save_cluster_id(id))?;
         self.live.log.save_cluster_id(id)
     }
 

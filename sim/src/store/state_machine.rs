@@ -13,7 +13,7 @@ use dbadger_core::storage::{
     StorageResult,
 };
 
-use super::disk::{Live, MachineChange, Pending, SimDisk};
+use super::disk::{Live, MachineChange, SimDisk};
 
 /// The [`StateMachineStore`] of one boot of a simulated node.
 pub struct SimStateMachine {
@@ -76,9 +76,10 @@ impl StateMachineStore for SimStateMachine {
     fn save_snapshot(&self, meta: &SnapshotMeta, snapshot: &MemorySnapshot) -> StorageResult<()> {
         self.disk
             .check(self.incarnation, |rates| rates.write, "snapshot write")?;
-        self.disk.write_through(self.incarnation, |_, machine| {
-            machine.save_snapshot(meta, snapshot)
-        })?;
+        self.disk
+            .write_through_machine(self.incarnation, |machine| {
+                machine.save_snapshot(meta, snapshot)
+            })?;
         self.live.machine.save_snapshot(meta, snapshot)?;
         let built = self.building.swap(false, Ordering::SeqCst);
         let over_data = self.held_keys_when_cleared.load(Ordering::SeqCst);
@@ -183,9 +184,7 @@ impl StateWrite for SimWrite<'_> {
                 observer.applied(node, owner.incarnation, applied.as_ref());
             }
         }
-        owner
-            .disk
-            .push(owner.incarnation, Pending::Machine(changes));
+        owner.disk.push_machine(owner.incarnation, changes);
         Ok(())
     }
 }
