@@ -40,7 +40,9 @@ const MINIMUM_REACH: f64 = 0.05;
 ///   quorum, reported "not applied" although the first attempt had replaced the key space;
 /// - 3194, 3374: a learner that restarted at a new address before the entry adding it reached
 ///   it never announced the address (its log did not show it as a member), so the leader kept
-///   sending to the old one and the learner never caught up.
+///   sending to the old one and the learner never caught up;
+/// - 80 (in the suite range): a joint configuration left by an interrupted promotion stopped
+///   every election once a node of both sets moved.
 const REGRESSION_SEEDS: [u64; 16] = [
     277, 52, 127, 178, 211, 1600, 1029, 4076, 4958, 307, 512, 1873, 2075, 2208, 3194, 3374,
 ];
