@@ -165,13 +165,19 @@ pub fn answers_in_scope(records: &[Record]) -> Vec<String> {
             _ => false,
         };
         if !in_order {
+            let keys: Vec<String> = answered
+                .iter()
+                .map(|key| String::from_utf8_lossy(key).into_owned())
+                .collect();
+            let asked: Vec<String> = scope::read_keys(&record.request)
+                .iter()
+                .map(|key| String::from_utf8_lossy(key).into_owned())
+                .collect();
             violations.push(format!(
-                "read #{index} answered keys {:?} for {:?}",
-                answered
-                    .iter()
-                    .map(|key| String::from_utf8_lossy(key).into_owned())
-                    .collect::<Vec<_>>(),
-                record.request
+                "{} #{index} answered keys {} where its scope holds {}",
+                record.request.name(),
+                keys.join(", "),
+                asked.join(", ")
             ));
         }
     }

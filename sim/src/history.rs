@@ -121,6 +121,25 @@ impl Request {
         )
     }
 
+    /// The operation's name, as the Kv service calls it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Get { .. } => "get",
+            Request::GetMany { .. } => "get_many",
+            Request::GetPrefix { .. } => "get_prefix",
+            Request::GetRange { .. } => "get_range",
+            Request::Set { .. } => "set",
+            Request::SetMany { .. } => "set_many",
+            Request::Delete { .. } => "delete",
+            Request::DeleteMany { .. } => "delete_many",
+            Request::DeletePrefix { .. } => "delete_prefix",
+            Request::DeleteRange { .. } => "delete_range",
+            Request::DeleteAll => "delete_all",
+            Request::CompareAndSet { .. } => "compare_and_set",
+            Request::Restore { .. } => "restore",
+        }
+    }
+
     /// The read preference of a read; `None` for a write.
     pub fn preference(&self) -> Option<Preference> {
         match self {

@@ -4,6 +4,7 @@
 //! view of the membership (`membership_plan.rs`), and is forwarded there by any other member.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use dbadger_core::raft_types::{Node as NodeAddress, NodeId};
 use dbadger_core::storage::StateMachineStore;
@@ -248,7 +249,8 @@ impl<S: StateMachineStore> Node<S> {
 
     /// Adds node `id` at `addr` (empty: an existing member at its recorded address) as a
     /// learner, then, unless `learner_only`, makes it a voter once it has caught up. A member at
-    /// another address has its address updated. Asking again changes nothing.
+    /// another address has its address updated, as the request's first change only (a newer
+    /// address recorded while the request runs stands). Asking again changes nothing.
     async fn add_member_routed(
         &self,
         id: NodeId,
@@ -257,6 +259,8 @@ impl<S: StateMachineStore> Node<S> {
         deadline: Instant,
         may_forward: bool,
     ) -> Result<(), RequestError> {
+        // Whether this request has changed the membership yet (see `next_add_step`).
+        let changed = AtomicBool::new(false);
         let step = || async {
             let view = match self.leader_view() {
                 Ok(view) => view,
@@ -265,14 +269,15 @@ impl<S: StateMachineStore> Node<S> {
             let node = || NodeAddress { addr: addr.clone() };
             let planned = match kind {
                 AddKind::Member { learner_only } => {
-                    next_add_step(id, view.member(id), &addr, learner_only)
+                    let changed_already = changed.load(Ordering::SeqCst);
+                    next_add_step(id, view.member(id), &addr, learner_only, changed_already)
                 }
                 AddKind::AddressOnly => next_address_step(id, view.member(id), &addr),
             };
             if let Some(finishing) = self.finish_joint(&view).await {
                 return finishing;
             }
-            match planned {
+            let outcome = match planned {
                 Err(refused) => Attempt::Done(Err(refused)),
                 Ok(AddStep::Nothing) => Attempt::Done(Ok(Step::Finished)),
                 Ok(AddStep::UpdateAddress) => {
@@ -295,7 +300,11 @@ impl<S: StateMachineStore> Node<S> {
                             .await
                     }
                 },
+            };
+            if matches!(outcome, Attempt::Done(Ok(Step::Changed))) {
+                changed.store(true, Ordering::SeqCst);
             }
+            outcome
         };
         let forward = |leader_addr: String| {
             let addr = addr.clone();

@@ -62,12 +62,16 @@ pub(crate) enum AddStep {
 }
 
 /// The next step of adding node `id` at `addr` (empty: keep the member's address) as a voter,
-/// or as a learner when `learner_only`.
+/// or as a learner when `learner_only`. `changed_already`: this request has changed the
+/// membership before. Recording the request's address is only ever its first change: once it
+/// has added (or moved) the member, another address there was recorded since by a newer
+/// request (the node restarted elsewhere and said so), and a stale add must not move it back.
 pub(crate) fn next_add_step(
     id: NodeId,
     existing: Option<Member<'_>>,
     addr: &str,
     learner_only: bool,
+    changed_already: bool,
 ) -> Result<AddStep, RequestError> {
     let Some(member) = existing else {
         if addr.is_empty() {
@@ -75,7 +79,7 @@ pub(crate) fn next_add_step(
         }
         return Ok(AddStep::AddLearner);
     };
-    if !addr.is_empty() && member.addr != addr {
+    if !addr.is_empty() && member.addr != addr && !changed_already {
         return Ok(AddStep::UpdateAddress);
     }
     match (member.voter, learner_only) {
@@ -217,32 +221,35 @@ mod tests {
     #[test]
     fn adding_is_idempotent_and_updates_addresses() {
         assert_eq!(
-            next_add_step(2, None, "b:1", false),
+            next_add_step(2, None, "b:1", false, false),
             Ok(AddStep::AddLearner)
         );
-        assert_eq!(next_add_step(2, None, "b:1", true), Ok(AddStep::AddLearner));
         assert_eq!(
-            next_add_step(2, voter("b:1"), "b:1", false),
+            next_add_step(2, None, "b:1", true, false),
+            Ok(AddStep::AddLearner)
+        );
+        assert_eq!(
+            next_add_step(2, voter("b:1"), "b:1", false, false),
             Ok(AddStep::Nothing)
         );
         assert_eq!(
-            next_add_step(2, learner("b:1"), "b:1", true),
+            next_add_step(2, learner("b:1"), "b:1", true, false),
             Ok(AddStep::Nothing)
         );
         assert_eq!(
-            next_add_step(2, learner("b:1"), "b:1", false),
+            next_add_step(2, learner("b:1"), "b:1", false, false),
             Ok(AddStep::Promote)
         );
         assert_eq!(
-            next_add_step(2, learner("b:1"), "", false),
+            next_add_step(2, learner("b:1"), "", false, false),
             Ok(AddStep::Promote)
         );
         assert_eq!(
-            next_add_step(2, voter("b:1"), "b:2", false),
+            next_add_step(2, voter("b:1"), "b:2", false, false),
             Ok(AddStep::UpdateAddress)
         );
         assert_eq!(
-            next_add_step(2, learner("b:1"), "b:2", true),
+            next_add_step(2, learner("b:1"), "b:2", true, false),
             Ok(AddStep::UpdateAddress)
         );
     }
@@ -250,11 +257,11 @@ mod tests {
     #[test]
     fn adding_refuses_what_it_cannot_do() {
         assert_eq!(
-            next_add_step(2, None, "", false),
+            next_add_step(2, None, "", false, false),
             Err(RequestError::UnknownMember { id: 2 })
         );
         assert!(matches!(
-            next_add_step(2, voter("b:1"), "b:1", true),
+            next_add_step(2, voter("b:1"), "b:1", true, false),
             Err(RequestError::Refused { .. })
         ));
     }
@@ -339,5 +346,24 @@ mod tests {
         assert_eq!(unfinished_joint(&[old.clone(), new.clone()]), Some(new));
         assert_eq!(unfinished_joint(std::slice::from_ref(&old)), None);
         assert_eq!(unfinished_joint(&[]), None);
+    }
+
+    #[test]
+    fn a_stale_add_does_not_move_a_member_back() {
+        // The request added node 2 at b:1; the node then restarted at b:2 and had that
+        // recorded. The old request goes on to promote it, at the newer address.
+        assert_eq!(
+            next_add_step(2, learner("b:2"), "b:1", false, true),
+            Ok(AddStep::Promote)
+        );
+        assert_eq!(
+            next_add_step(2, voter("b:2"), "b:1", false, true),
+            Ok(AddStep::Nothing)
+        );
+        // As its first change, a request does record its address.
+        assert_eq!(
+            next_add_step(2, voter("b:2"), "b:1", false, false),
+            Ok(AddStep::UpdateAddress)
+        );
     }
 }

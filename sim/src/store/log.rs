@@ -54,12 +54,14 @@ impl LogStore for SimLogStore {
 
     fn save_vote(&self, vote: &Vote) -> StorageResult<()> {
         self.write_check("vote write")?;
+        self.disk
+            .write_through_log(self.incarnation, |log| log.save_vote(vote))?;
+        self.live.log.save_vote(vote)?;
+        // Only a vote that was saved counts: a failed save leaves the durable vote as it was.
         if let Some((observer, node)) = self.disk.observer() {
             observer.vote_saved(node, vote);
         }
-        self.disk
-            .write_through_log(self.incarnation, |log| log.save_vote(vote))?;
-        self.live.log.save_vote(vote)
+        Ok(())
     }
 
     fn cluster_id(&self) -> StorageResult<Option<u64>> {
