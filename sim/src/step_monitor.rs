@@ -16,14 +16,29 @@ use dbadger_core::raft_types::{LogEntry, LogId, Vote};
 
 use crate::store::DiskObserver;
 
+/// An index a node saves that must never decrease within one of its boots.
+#[derive(Clone, Copy)]
+enum Index {
+    Committed,
+    Applied,
+}
+
+/// What one node saved in its current boot.
+#[derive(Clone, Copy, Default)]
+struct Progress {
+    boot: u64,
+    committed: u64,
+    applied: u64,
+}
+
 #[derive(Default)]
 struct Seen {
     /// The log id committed at each index, as first seen.
     committed: BTreeMap<u64, LogId>,
     /// The highest term each node saved a vote for.
     terms: HashMap<u64, u64>,
-    /// Per node: the boot, and the committed and applied indices it saved in that boot.
-    progress: HashMap<u64, (u64, u64, u64)>,
+    /// Per node: the committed and applied indices it saved in its current boot.
+    progress: HashMap<u64, Progress>,
     /// Store changes observed.
     steps: u64,
     violations: Vec<String>,
@@ -50,13 +65,27 @@ impl StepMonitor {
 }
 
 impl Seen {
-    /// The progress of `node` in `boot`: reset when the boot changed.
-    fn progress(&mut self, node: u64, boot: u64) -> &mut (u64, u64, u64) {
-        let progress = self.progress.entry(node).or_insert((boot, 0, 0));
-        if progress.0 != boot {
-            *progress = (boot, 0, 0);
+    /// Records that `node` saved `index` as its `which` index in `boot`, and reports it if that
+    /// is lower than what it saved before in the same boot.
+    fn advance(&mut self, node: u64, boot: u64, which: Index, index: u64) {
+        let progress = self.progress.entry(node).or_default();
+        if progress.boot != boot {
+            *progress = Progress {
+                boot,
+                ..Progress::default()
+            };
         }
-        progress
+        let (held, name) = match which {
+            Index::Committed => (&mut progress.committed, "committed index"),
+            Index::Applied => (&mut progress.applied, "applied index"),
+        };
+        let before = *held;
+        *held = before.max(index);
+        if index < before {
+            self.violations.push(format!(
+                "node {node} saved {name} {index} after {before} in boot {boot}"
+            ));
+        }
     }
 }
 
@@ -83,15 +112,12 @@ impl DiskObserver for StepMonitor {
     ) {
         let mut seen = self.seen();
         seen.steps += 1;
-        let index = committed.map_or(0, |id| id.index);
-        let progress = seen.progress(node, boot);
-        let before = progress.1;
-        progress.1 = progress.1.max(index);
-        if index < before {
-            seen.violations.push(format!(
-                "node {node} saved committed index {index} after {before} in boot {boot}"
-            ));
-        }
+        seen.advance(
+            node,
+            boot,
+            Index::Committed,
+            committed.map_or(0, |id| id.index),
+        );
         for entry in entries {
             let first = *seen
                 .committed
@@ -125,14 +151,6 @@ impl DiskObserver for StepMonitor {
     fn applied(&self, node: u64, boot: u64, applied: Option<&LogId>) {
         let mut seen = self.seen();
         seen.steps += 1;
-        let index = applied.map_or(0, |id| id.index);
-        let progress = seen.progress(node, boot);
-        let before = progress.2;
-        progress.2 = progress.2.max(index);
-        if index < before {
-            seen.violations.push(format!(
-                "node {node} applied up to {index} after {before} in boot {boot}"
-            ));
-        }
+        seen.advance(node, boot, Index::Applied, applied.map_or(0, |id| id.index));
     }
 }

@@ -266,6 +266,9 @@ impl<S: StateMachineStore> Node<S> {
                 Ok(view) => view,
                 Err(hint) => return Attempt::NotLeader(hint),
             };
+            if let Some(finishing) = self.finish_joint(&view).await {
+                return finishing;
+            }
             let node = || NodeAddress { addr: addr.clone() };
             let planned = match kind {
                 AddKind::Member { learner_only } => {
@@ -274,9 +277,6 @@ impl<S: StateMachineStore> Node<S> {
                 }
                 AddKind::AddressOnly => next_address_step(id, view.member(id), &addr),
             };
-            if let Some(finishing) = self.finish_joint(&view).await {
-                return finishing;
-            }
             let outcome = match planned {
                 Err(refused) => Attempt::Done(Err(refused)),
                 Ok(AddStep::Nothing) => Attempt::Done(Ok(Step::Finished)),

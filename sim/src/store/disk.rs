@@ -132,6 +132,16 @@ pub struct DiskCounters {
     pub boots_with_state_ahead_of_log: u64,
 }
 
+impl DiskState {
+    /// Makes the pending state-machine commit, if any, durable (the next commit or a snapshot
+    /// record flushed its meta page, or an orderly stop did).
+    fn flush_machine(&mut self) {
+        if let Some(changes) = self.machine_pending.take() {
+            make_machine_durable(&self.durable_machine, &changes);
+        }
+    }
+}
+
 /// One node's disk, held by the harness across kills and restarts.
 pub struct SimDisk {
     state: Mutex<DiskState>,
@@ -302,14 +312,10 @@ impl SimDisk {
         state.live = None;
         state.counters.crashes += 1;
         // A torn crash may have got the last state-machine commit's meta page out too.
-        let machine = state.machine_pending.take();
-        let machine_lost = match machine {
-            Some(changes) if torn && thread_rng().gen_bool(0.5) => {
-                make_machine_durable(&state.durable_machine, &changes);
-                false
-            }
-            other => other.is_some(),
-        };
+        if torn && state.machine_pending.is_some() && thread_rng().gen_bool(0.5) {
+            state.flush_machine();
+        }
+        let machine_lost = state.machine_pending.take().is_some();
         let mut pending = std::mem::take(&mut state.pending);
         if torn && !pending.is_empty() {
             state.counters.torn_crashes += 1;
@@ -350,9 +356,7 @@ impl SimDisk {
             };
             apply_durably(&state.durable_log, change);
         }
-        if let Some(changes) = state.machine_pending.take() {
-            make_machine_durable(&state.durable_machine, &changes);
-        }
+        state.flush_machine();
     }
 
     /// Sets the rates of injected errors.
@@ -511,9 +515,8 @@ impl SimDisk {
         if state.incarnation != incarnation || state.failed {
             return;
         }
-        if let Some(previous) = state.machine_pending.replace(changes) {
-            make_machine_durable(&state.durable_machine, &previous);
-        }
+        state.flush_machine();
+        state.machine_pending = Some(changes);
     }
 
     fn check_boot(state: &DiskState, incarnation: u64) -> StorageResult<()> {
@@ -551,9 +554,7 @@ impl SimDisk {
     ) -> StorageResult<()> {
         let mut state = self.state();
         SimDisk::check_boot(&state, incarnation)?;
-        if let Some(previous) = state.machine_pending.take() {
-            make_machine_durable(&state.durable_machine, &previous);
-        }
+        state.flush_machine();
         change(&state.durable_machine)
     }
 }

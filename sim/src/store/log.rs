@@ -83,19 +83,13 @@ impl LogStore for SimLogStore {
 
     fn save_committed(&self, committed: Option<&LogId>) -> StorageResult<()> {
         self.write_check("committed write")?;
+        self.live.log.save_committed(committed)?;
         if let Some((observer, node)) = self.disk.observer() {
-            let from = self
-                .last_saved_committed
-                .swap(committed.map_or(0, |id| id.index), Ordering::SeqCst);
             let through = committed.map_or(0, |id| id.index);
-            let entries = if through > from {
-                self.live.log.entries(from + 1, through + 1)?
-            } else {
-                Vec::new()
-            };
+            let from = self.last_saved_committed.swap(through, Ordering::SeqCst);
+            let entries = self.live.log.entries(from + 1, through + 1)?;
             observer.committed_saved(node, self.incarnation, committed, &entries);
         }
-        self.live.log.save_committed(committed)?;
         self.disk
             .push(self.incarnation, Pending::Committed(committed.copied()));
         Ok(())
