@@ -45,10 +45,13 @@ const MINIMUM_REACH: f64 = 0.05;
 ///   every election once a node of both sets moved;
 /// - 107265: a join still running on the leader moved its node back to the old address after
 ///   the node had restarted elsewhere and recorded the new one;
-/// - 108088: the step monitor counted a vote whose save had failed (a harness fix).
-const REGRESSION_SEEDS: [u64; 18] = [
+/// - 108088: the step monitor counted a vote whose save had failed (a harness fix);
+/// - 112412: a node that appended the change of its own address while it led, and lost the
+///   leadership before the change committed, took the uncommitted entry for a recorded address
+///   and stopped announcing it, so the leader kept sending to the old address.
+const REGRESSION_SEEDS: [u64; 19] = [
     277, 52, 127, 178, 211, 1600, 1029, 4076, 4958, 307, 512, 1873, 2075, 2208, 3194, 3374, 107265,
-    108088,
+    108088, 112412,
 ];
 
 fn check(seeds: impl IntoIterator<Item = u64>) -> Vec<Report> {

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use dbadger_core::raft_types::NodeId;
 use dbadger_core::storage::StateMachineStore;
 use dbadger_core::{Outcome, RequestError};
+use openraft::async_runtime::watch::WatchReceiver;
 use tokio::time::Instant;
 
 use crate::membership_plan::MembershipChange;
@@ -84,10 +85,10 @@ impl<S: StateMachineStore> Node<S> {
             if status.failure.is_some() || status.state == "shutdown" {
                 return;
             }
-            let me = status.members.iter().find(|(id, _, _)| *id == self.id);
-            if me.is_some_and(|(_, recorded, _)| *recorded == self.addr) {
+            if self.committed_address().as_deref() == Some(self.addr.as_str()) {
                 return;
             }
+            let me = status.members.iter().find(|(id, _, _)| *id == self.id);
             let others: Vec<&String> = status
                 .members
                 .iter()
@@ -115,6 +116,23 @@ impl<S: StateMachineStore> Node<S> {
             }
             tokio::time::sleep(self.patience).await;
         }
+    }
+
+    /// This node's address in the last membership this node knows to be committed. The latest
+    /// membership in its log is not enough: an address change this node appended while it led
+    /// may never commit (it lost the leadership first), and the cluster then still sends to
+    /// the old address.
+    fn committed_address(&self) -> Option<String> {
+        let committed = self
+            .raft
+            .metrics()
+            .borrow_watched()
+            .committed_membership_config
+            .clone();
+        committed
+            .membership()
+            .get_node(&self.id)
+            .map(|node| node.addr.clone())
     }
 
     /// Asks `others`, one after another, to have the leader record this node's address.
