@@ -209,7 +209,9 @@ impl Db {
             // A replication request holds at most a request's worth of entries, well inside
             // the message size every node accepts (`max_message_bytes`).
             RaftLog::new(log).with_batch_bytes(config.limits.max_request_bytes),
-            RaftStateMachineStore::new(Arc::clone(&store)).with_limits(config.limits),
+            RaftStateMachineStore::new(Arc::clone(&store))
+                .with_limits(config.limits)
+                .with_blocking_section(crate::runtime::blocking_section),
         )
         .await
         .map_err(|error| StartError::Raft(error.to_string()))?;

@@ -17,4 +17,4 @@ mod log;
 mod state_machine;
 
 pub use log::RaftLog;
-pub use state_machine::RaftStateMachineStore;
+pub use state_machine::{BlockingSection, RaftStateMachineStore, run_in_place};

@@ -14,12 +14,24 @@ use crate::rules;
 use crate::snapshot::{build_snapshot, install_snapshot};
 use crate::storage::{StateMachineStore, StateRead, StateWrite};
 
+/// Runs a piece of work that blocks its thread (a store's commit, which may flush to disk), in
+/// whatever way keeps the async runtime responsive. The work must run on the calling thread: a
+/// store's write transaction may be bound to it.
+pub type BlockingSection = fn(&mut dyn FnMut());
+
+/// The [`BlockingSection`] that simply runs the work: for runtimes with nothing better to do
+/// (one thread, or the simulator).
+pub fn run_in_place(work: &mut dyn FnMut()) {
+    work()
+}
+
 /// The state machine of one node, as openraft sees it: a shared handle to a
 /// [`StateMachineStore`].
 #[derive(Debug)]
 pub struct RaftStateMachineStore<S> {
     store: Arc<S>,
     limits: Limits,
+    blocking: BlockingSection,
 }
 
 impl<S> Clone for RaftStateMachineStore<S> {
@@ -27,6 +39,7 @@ impl<S> Clone for RaftStateMachineStore<S> {
         RaftStateMachineStore {
             store: Arc::clone(&self.store),
             limits: self.limits,
+            blocking: self.blocking,
         }
     }
 }
@@ -37,7 +50,15 @@ impl<S: StateMachineStore> RaftStateMachineStore<S> {
         RaftStateMachineStore {
             store,
             limits: Limits::default(),
+            blocking: run_in_place,
         }
+    }
+
+    /// The same store with the apply's commit run through `blocking`. On a multi-threaded
+    /// runtime the commit's flush would otherwise hold a worker thread, and with it the tasks
+    /// its answers just woke (the requests waiting for them), until the flush ends.
+    pub fn with_blocking_section(self, blocking: BlockingSection) -> RaftStateMachineStore<S> {
+        RaftStateMachineStore { blocking, ..self }
     }
 
     /// The same store with the node's limits: the answers of applied commands (the keys a
@@ -119,14 +140,24 @@ where
         }
         applied.last_applied = Some(last_applied);
         txn.set_applied_state(&applied)?;
-        txn.commit_and_acknowledge(|| {
+        let acknowledge = || {
             for (responder, response) in responses {
                 if let Some(responder) = responder {
                     responder.send(response);
                 }
             }
-        })?;
-        Ok(())
+        };
+        let mut commit = Some(move || txn.commit_and_acknowledge(acknowledge));
+        let mut outcome = None;
+        (self.blocking)(&mut || {
+            if let Some(commit) = commit.take() {
+                outcome = Some(commit());
+            }
+        });
+        match outcome {
+            Some(committed) => Ok(committed?),
+            None => Err(io::Error::other("the state machine's commit did not run")),
+        }
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
