@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use dbadger_core::StorageError;
 use dbadger_core::codec::{
@@ -72,6 +73,11 @@ enum MetaWrite {
     ClusterId(u64),
 }
 
+/// How long writes nobody waits for (committed ids) wait for another write to share its
+/// transaction before they are written alone. A committed id written late is no risk: after a
+/// restart openraft applies up to the durable one and learns the rest from the leader.
+const UNWAITED_WRITE_DELAY: Duration = Duration::from_millis(50);
+
 enum Job {
     Append {
         /// (index, generation, encoded entry)
@@ -92,6 +98,13 @@ pub struct LmdbLogStore {
     counters: Arc<Counters>,
     queue: Option<SyncSender<Job>>,
     writer: Option<JoinHandle<()>>,
+}
+
+impl Job {
+    /// True for a write whose caller does not wait for its flush.
+    fn unwaited(&self) -> bool {
+        matches!(self, Job::Meta { done: None, .. })
+    }
 }
 
 impl std::fmt::Debug for Job {
@@ -442,10 +455,14 @@ fn run_writer(
 ) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
-        while group.len() < shared.options.max_group_commit {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
+        take_queued(jobs, &mut group, shared.options.max_group_commit);
+        if group.iter().all(Job::unwaited) {
+            // Only writes nobody waits for (a leader's committed id, saved after each commit):
+            // they ride with the next write instead of paying a durable commit of their own
+            // that the next append would queue behind.
+            if let Ok(job) = jobs.recv_timeout(UNWAITED_WRITE_DELAY) {
+                group.push(job);
+                take_queued(jobs, &mut group, shared.options.max_group_commit);
             }
         }
         // After a failed group nothing more is written (see `Shared::fail_writes`): a later
@@ -488,6 +505,16 @@ fn run_writer(
                 }
                 Job::Meta { done: None, .. } => {}
             }
+        }
+    }
+}
+
+/// Moves whatever is queued into `group`, up to `limit` writes, without waiting.
+fn take_queued(jobs: &Receiver<Job>, group: &mut Vec<Job>, limit: usize) {
+    while group.len() < limit {
+        match jobs.try_recv() {
+            Ok(job) => group.push(job),
+            Err(_) => break,
         }
     }
 }
