@@ -73,7 +73,7 @@ enum MetaWrite {
     ClusterId(u64),
 }
 
-/// How long writes nobody waits for (committed ids) wait for another write to share its
+/// How long writes nobody waits for (committed ids) wait for another write to share their
 /// transaction before they are written alone. A committed id written late is no risk: after a
 /// restart openraft applies up to the durable one and learns the rest from the leader.
 const UNWAITED_WRITE_DELAY: Duration = Duration::from_millis(50);
