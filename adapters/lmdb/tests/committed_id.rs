@@ -2,12 +2,13 @@
 //! the next write's transaction, or is written alone after a short delay, and never lost at a
 //! clean close.
 
-use std::sync::mpsc;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use dbadger_core::raft_types::{EntryPayload, LeaderId, LogEntry, LogId};
-use dbadger_core::storage::{FlushCallback, LogStore};
-use dbadger_lmdb::{LmdbOptions, LmdbStore};
+use dbadger_core::storage::LogStore;
+use dbadger_core::testing::append_durably;
+use dbadger_lmdb::{LmdbLogStore, LmdbOptions, LmdbStore};
 use openraft::vote::RaftLeaderId;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -16,24 +17,19 @@ fn log_id(index: u64) -> LogId {
     LogId::new(LeaderId::new(1, 1), index)
 }
 
-fn blank(index: u64) -> LogEntry {
-    LogEntry {
+fn blank(index: u64) -> Vec<LogEntry> {
+    vec![LogEntry {
         log_id: log_id(index),
         payload: EntryPayload::Blank,
-    }
+    }]
 }
 
-fn append_durably(log: &impl LogStore, index: u64) {
-    let (sender, receiver) = mpsc::channel();
-    log.append(
-        vec![blank(index)],
-        FlushCallback::new(move |result| drop(sender.send(result))),
-    )
-    .expect("append accepted");
-    receiver
-        .recv_timeout(WAIT)
-        .expect("flush callback called")
-        .expect("flush succeeded");
+/// The log of the store in `dir`, with default options.
+fn open_log(dir: &Path) -> LmdbLogStore {
+    let (log, _machine) = LmdbStore::open(dir, LmdbOptions::default())
+        .expect("open")
+        .into_parts();
+    log
 }
 
 /// Saved alone, a committed id is written only after the delay (at least 40 ms later), and
@@ -41,10 +37,8 @@ fn append_durably(log: &impl LogStore, index: u64) {
 #[test]
 fn a_lone_committed_id_waits_for_company_then_is_written() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (log, _machine) = LmdbStore::open(dir.path(), LmdbOptions::default())
-        .expect("open")
-        .into_parts();
-    append_durably(&log, 1);
+    let log = open_log(dir.path());
+    append_durably(&log, blank(1));
     let before = log.stats().durable_commits;
     let saved = Instant::now();
     log.save_committed(Some(&log_id(1)))
@@ -69,14 +63,12 @@ fn a_lone_committed_id_waits_for_company_then_is_written() {
 #[test]
 fn a_committed_id_shares_the_next_append_transaction() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let (log, _machine) = LmdbStore::open(dir.path(), LmdbOptions::default())
-        .expect("open")
-        .into_parts();
-    append_durably(&log, 1);
+    let log = open_log(dir.path());
+    append_durably(&log, blank(1));
     let before = log.stats();
     log.save_committed(Some(&log_id(1)))
         .expect("save committed");
-    append_durably(&log, 2);
+    append_durably(&log, blank(2));
     let after = log.stats();
     assert_eq!(after.writes - before.writes, 2, "both writes were written");
     assert_eq!(
@@ -91,15 +83,11 @@ fn a_committed_id_shares_the_next_append_transaction() {
 fn a_committed_id_saved_before_close_is_kept() {
     let dir = tempfile::tempdir().expect("temporary directory");
     {
-        let (log, _machine) = LmdbStore::open(dir.path(), LmdbOptions::default())
-            .expect("open")
-            .into_parts();
-        append_durably(&log, 1);
+        let log = open_log(dir.path());
+        append_durably(&log, blank(1));
         log.save_committed(Some(&log_id(1)))
             .expect("save committed");
     }
-    let (log, _machine) = LmdbStore::open(dir.path(), LmdbOptions::default())
-        .expect("reopen")
-        .into_parts();
+    let log = open_log(dir.path());
     assert_eq!(log.committed().expect("committed"), Some(log_id(1)));
 }

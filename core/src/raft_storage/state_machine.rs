@@ -25,6 +25,18 @@ pub fn run_in_place(work: &mut dyn FnMut()) {
     work()
 }
 
+/// Runs `work` through `section` and returns its result; `None` if the section never ran it.
+fn run_once<T>(section: BlockingSection, work: impl FnOnce() -> T) -> Option<T> {
+    let mut work = Some(work);
+    let mut result = None;
+    section(&mut || {
+        if let Some(work) = work.take() {
+            result = Some(work());
+        }
+    });
+    result
+}
+
 /// The state machine of one node, as openraft sees it: a shared handle to a
 /// [`StateMachineStore`].
 #[derive(Debug)]
@@ -147,14 +159,9 @@ where
                 }
             }
         };
-        let mut commit = Some(move || txn.commit_and_acknowledge(acknowledge));
-        let mut outcome = None;
-        (self.blocking)(&mut || {
-            if let Some(commit) = commit.take() {
-                outcome = Some(commit());
-            }
-        });
-        match outcome {
+        match run_once(self.blocking, move || {
+            txn.commit_and_acknowledge(acknowledge)
+        }) {
             Some(committed) => Ok(committed?),
             None => Err(io::Error::other("the state machine's commit did not run")),
         }

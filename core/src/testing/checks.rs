@@ -64,8 +64,9 @@ fn membership(voters: &[u64]) -> Membership {
         .expect("every voter has a node")
 }
 
-/// Appends and waits for the durability callback.
-fn append_durably(log: &impl LogStore, entries: Vec<LogEntry>) {
+/// Appends and waits for the durability callback; panics if the append is refused, the
+/// callback never comes or the flush failed.
+pub fn append_durably(log: &impl LogStore, entries: Vec<LogEntry>) {
     let (sender, receiver) = mpsc::channel();
     log.append(
         entries,

@@ -27,7 +27,7 @@ use crate::raft_storage::{RaftLog, RaftStateMachineStore};
 use crate::raft_types::RaftTypes;
 use crate::storage::{LogStore, StateMachineStore};
 
-pub use checks::dump;
+pub use checks::{append_durably, dump};
 pub use model::Model;
 pub use workload::Workload;
 
