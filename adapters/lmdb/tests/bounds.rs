@@ -30,15 +30,21 @@ fn options(max_queued_writes: usize, write_timeout: Duration) -> LmdbOptions {
     }
 }
 
-/// While the disk stalls, a writer can queue at most the queue's capacity (plus the group
-/// being written) and then waits; when the disk comes back every append completes.
+/// While the disk stalls, a writer can queue at most the queue's capacity (plus the write
+/// under way) and then waits; when the disk comes back every append completes. Groups are
+/// limited to one write so the count is exact: otherwise the writer may sweep a varying number
+/// of appends into the stalled group before it starts writing.
 #[test]
 fn a_full_queue_makes_appends_wait() {
+    const QUEUED: usize = 2;
     let dir = tempfile::tempdir().expect("temporary directory");
     let faults = LmdbFaults::new();
     let (log, _machine) = LmdbStore::open_with_faults(
         dir.path(),
-        options(2, Duration::from_secs(30)),
+        LmdbOptions {
+            max_group_commit: 1,
+            ..options(QUEUED, Duration::from_secs(30))
+        },
         faults.clone(),
     )
     .expect("open")
@@ -47,6 +53,7 @@ fn a_full_queue_makes_appends_wait() {
     let log = Arc::new(log);
     let returned = Arc::new(AtomicUsize::new(0));
     let (flushed, flushes) = mpsc::channel();
+    let started = Instant::now();
     let appender = {
         let (log, returned) = (Arc::clone(&log), Arc::clone(&returned));
         std::thread::spawn(move || {
@@ -61,17 +68,26 @@ fn a_full_queue_makes_appends_wait() {
             }
         })
     };
-    let started = Instant::now();
-    // Wait (bounded) until the appender is stuck: the count stops below 8 during the stall.
-    std::thread::sleep(STALL / 3);
+    // The write under way plus a full queue: that many appends return during the stall...
+    let room = 1 + QUEUED;
+    while returned.load(Ordering::SeqCst) < room {
+        assert!(
+            started.elapsed() < STALL,
+            "only {} appends returned before the stall ended",
+            returned.load(Ordering::SeqCst)
+        );
+        std::thread::yield_now();
+    }
+    // ...and no more while the disk is still stalled (a negative can only be watched for).
+    std::thread::sleep(STALL / 4);
     let during_stall = returned.load(Ordering::SeqCst);
     assert!(
         started.elapsed() < STALL,
         "the check ran after the stall ended"
     );
-    assert!(
-        during_stall <= 1 + 2 + 1,
-        "{during_stall} appends returned while the disk stalled with room for 2 queued"
+    assert_eq!(
+        during_stall, room,
+        "{during_stall} appends returned while the disk stalled with room for {QUEUED} queued"
     );
     appender.join().expect("appender");
     for _ in 0..8 {
