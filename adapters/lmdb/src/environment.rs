@@ -33,8 +33,6 @@ const STAGING_DB: &str = "restore_staging";
 /// Keys of `raft_meta`.
 pub(crate) const FORMAT_VERSION_KEY: &str = "format_version";
 pub(crate) const VOTE_KEY: &str = "vote";
-pub(crate) const COMMITTED_KEY: &str = "committed";
-pub(crate) const LAST_PURGED_KEY: &str = "last_purged";
 pub(crate) const NODE_ID_KEY: &str = "node_id";
 /// The id of the cluster the node belongs to (fencing: see the dbadger crate's `fencing`).
 pub(crate) const CLUSTER_ID_KEY: &str = "cluster_id";

@@ -16,11 +16,13 @@ use dbadger_core::storage::StorageResult;
 /// A place in the store where a fault can be injected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FaultPoint {
-    /// A `put` or delete inside a write transaction (where LMDB reports a full map).
+    /// A `put` or delete inside a write transaction (where LMDB reports a full map), or a
+    /// write of log records to a segment file.
     Write,
     /// The commit of a write transaction (LMDB writes and flushes the data pages).
     Commit,
-    /// The flush of the meta page that makes a commit durable (`force_sync`).
+    /// The flush of the meta page that makes a commit durable (`force_sync`), or the flush of
+    /// a segment file the log wrote.
     Sync,
 }
 

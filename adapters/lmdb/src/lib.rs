@@ -1,22 +1,23 @@
-//! LMDB storage for dbadger, through heed.
+//! LMDB storage for dbadger, through heed, and the log's segment files.
 //!
 //! This crate owns everything dbadger keeps on disk. [`LmdbStore::open`] opens a node data
-//! directory's two LMDB environments and hands out the two stores of `dbadger-core`'s storage
-//! traits: [`LmdbLogStore`] (the Raft log, the durable vote, the committed id) and
-//! [`LmdbStateMachine`] (key-value data with revisions, applied log id and membership, snapshot
-//! files). Raft storage semantics live in `dbadger-core` (`raft_storage`); this crate only moves
-//! bytes durably. The on-disk layout and the durability contract are in `docs/on-disk-layout.md`
-//! and `docs/durability.md`.
+//! directory's two LMDB environments and the log's segment files, and hands out the two stores
+//! of `dbadger-core`'s storage traits: [`LmdbLogStore`] (the Raft log in segment files, the
+//! durable vote in LMDB) and [`LmdbStateMachine`] (key-value data with revisions, applied log
+//! id and membership, snapshot files). Raft storage semantics live in `dbadger-core`
+//! (`raft_storage`); this crate only moves bytes durably. The on-disk layout and the
+//! durability contract are in `docs/on-disk-layout.md` and `docs/durability.md`.
 //!
 //! # Durability in one paragraph
 //!
-//! The log and the state machine have an environment each (so that neither waits for the
-//! other's writer lock across a flush). Both run with `MDB_NOMETASYNC`: every commit flushes
-//! its data pages, and only commits that must be durable at once also flush the meta page
-//! (`force_sync`). Log appends,
-//! votes and snapshot bookkeeping are such commits, and the append callback fires after the
-//! flush. Appends that arrive while a flush is in progress are written together in the next
-//! transaction (group commit), on a dedicated writer thread. State-machine commits flush their
+//! The log's entries, truncations, purges and committed id are checksummed records appended to
+//! segment files that were zero-filled ahead of use, by one writer thread that writes whatever
+//! is queued together and flushes once (group commit); the append callback fires after the
+//! flush. The vote and ids are in the log's LMDB environment; the state machine has an
+//! environment of its own (so that neither waits for the other's writer lock across a flush).
+//! Both environments run with `MDB_NOMETASYNC`: every commit flushes its data pages, and only
+//! commits that must be durable at once also flush the meta page (`force_sync`): votes and
+//! snapshot bookkeeping. State-machine commits flush their
 //! data but not the meta page, and answer their clients before that flush (reads opened after
 //! an answer wait for its commit: see `read_barrier`). After a power loss the last applied
 //! transactions may be undone, and openraft re-applies them from the durable log (up to the
@@ -29,9 +30,11 @@
 //! Each environment's memory map is the configured maximum; the files grow page by page as
 //! data arrives. A write that would pass an environment's maximum fails with
 //! [`StorageError::Full`] and changes nothing; reads keep working, and reopening with a larger
-//! maximum continues. The space the store reports (and nodes admit writes against) is the
-//! pages both environments use, so the two files together stay near the maximum; free pages
-//! of one file cannot hold the other's data, so they may exceed it by those free pages.
+//! maximum continues. The log's segment files are bounded the same way: a new segment that
+//! would take them past the maximum is refused with [`StorageError::Full`]. The space the store
+//! reports (and nodes admit writes against) is the pages both environments use plus the
+//! segment files, so the files together stay near the maximum; free pages of one file cannot
+//! hold another's data, so they may exceed it by those free pages.
 //!
 //! # After a failed write
 //!
@@ -46,6 +49,7 @@ mod environment;
 mod faults;
 mod log_store;
 mod read_barrier;
+mod segment_log;
 mod snapshot_files;
 mod state_machine;
 
@@ -62,8 +66,9 @@ pub use snapshot_files::{LmdbSnapshot, LmdbSnapshotSink};
 pub use state_machine::{LmdbRead, LmdbStateMachine, LmdbWrite};
 
 /// The on-disk format version this build writes and reads. Version 1 kept the log and the
-/// state machine in one environment; version 2 gives the state machine its own.
-pub const FORMAT_VERSION: u32 = 2;
+/// state machine in one environment; version 2 gives the state machine its own; version 3
+/// keeps the log's entries in segment files (`lmdb/log/`) instead of LMDB.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// The log's environment, under the data directory.
 const LOG_ENV_DIR: &str = "lmdb";
@@ -72,6 +77,8 @@ const LOG_ENV_DIR: &str = "lmdb";
 const STATE_ENV_DIR: &str = "state";
 /// Snapshot files, under the data directory.
 const SNAPSHOT_DIR: &str = "snapshots";
+/// The log's segment files, inside the log's environment directory.
+const SEGMENT_DIR: &str = "log";
 /// LMDB's data file in an environment's directory.
 const LMDB_DATA_FILE: &str = "data.mdb";
 
@@ -97,6 +104,9 @@ pub struct LmdbOptions {
     /// The longest a vote, truncation or purge waits for its durable commit before it fails
     /// (a wedged disk then stops the node with an error instead of hanging it). Default 30 s.
     pub write_timeout: Duration,
+    /// The size of each of the log's segment files, created zero-filled ahead of use (an
+    /// entry larger than this gets a segment of its own size). Default 16 MiB.
+    pub log_segment_bytes: u64,
 }
 
 impl Default for LmdbOptions {
@@ -109,6 +119,7 @@ impl Default for LmdbOptions {
             max_group_commit: 1024,
             max_queued_writes: 4096,
             write_timeout: Duration::from_secs(30),
+            log_segment_bytes: 16 << 20,
         }
     }
 }
@@ -168,9 +179,14 @@ impl LmdbStore {
         let log_env = open(&log_dir)?;
         // A crash during a snapshot write leaves a partial file; none is ever read.
         snapshot_files::remove_partial_files(&snapshot_dir)?;
+        let segments = Arc::new(segment_log::SegmentLog::open(
+            &log_dir.join(SEGMENT_DIR),
+            Arc::clone(&log_env),
+            options.log_segment_bytes,
+        )?);
         Ok(LmdbStore {
-            log: LmdbLogStore::start(Arc::clone(&log_env))?,
-            state_machine: LmdbStateMachine::new(state_env, log_env),
+            log: LmdbLogStore::start(Arc::clone(&log_env), Arc::clone(&segments))?,
+            state_machine: LmdbStateMachine::new(state_env, log_env, segments),
             data_dir: data_dir.to_path_buf(),
         })
     }

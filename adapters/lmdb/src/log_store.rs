@@ -1,5 +1,7 @@
-//! The Raft log, vote and committed id in LMDB, written by one writer thread that groups
-//! whatever is queued into one durable transaction (group commit).
+//! The Raft log, vote and committed id, written by one writer thread that groups whatever is
+//! queued into one durable write (group commit): the entries, truncations, purges and
+//! committed id to the segment files (`crate::segment_log`) with one flush, the vote and ids
+//! to LMDB.
 //!
 //! Every write (append, vote, committed id, truncation, purge) goes through one FIFO queue, so
 //! writes become durable in the order they were made. An append puts its entries in an
@@ -9,7 +11,6 @@
 //! their transaction; `append` returns at once and reports durability through its callback.
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -17,22 +18,19 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use dbadger_core::StorageError;
-use dbadger_core::codec::{
-    decode_entry, decode_log_id, decode_vote, encode_entry, encode_log_id, encode_vote,
-};
+use dbadger_core::codec::{decode_vote, encode_entry, encode_vote};
 use dbadger_core::raft_types::{LogEntry, LogId, Vote};
 use dbadger_core::storage::{FlushCallback, LogBounds, LogStore, StorageResult};
 
 use crate::damaged;
-use crate::environment::{
-    CLUSTER_ID_KEY, COMMITTED_KEY, LAST_PURGED_KEY, NODE_ID_KEY, Shared, VOTE_KEY,
-};
-use crate::faults::FaultPoint;
+use crate::environment::{CLUSTER_ID_KEY, NODE_ID_KEY, Shared, VOTE_KEY};
+use crate::segment_log::{LogWrite, SegmentLog};
 
 /// Counters of the writer thread, for benchmarks and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogWriterStats {
-    /// Durable transactions committed (each flushes the file twice: data pages, then meta).
+    /// Groups written durably (each flushes the segments it wrote once, and LMDB's file twice
+    /// if it holds a vote or an id).
     pub durable_commits: u64,
     /// Log entries written.
     pub entries_written: u64,
@@ -80,8 +78,8 @@ const UNWAITED_WRITE_DELAY: Duration = Duration::from_millis(50);
 
 enum Job {
     Append {
-        /// (index, generation, encoded entry)
-        entries: Vec<(u64, u64, Vec<u8>)>,
+        /// (index, generation, log id, encoded entry)
+        entries: Vec<(u64, u64, LogId, Vec<u8>)>,
         done: FlushCallback,
     },
     Meta {
@@ -90,10 +88,11 @@ enum Job {
     },
 }
 
-/// The Raft log of one node in LMDB.
+/// The Raft log of one node: segment files for the entries, LMDB for the vote.
 #[derive(Debug)]
 pub struct LmdbLogStore {
     shared: Arc<Shared>,
+    segments: Arc<SegmentLog>,
     overlay: Arc<Mutex<Overlay>>,
     counters: Arc<Counters>,
     queue: Option<SyncSender<Job>>,
@@ -117,8 +116,11 @@ impl std::fmt::Debug for Job {
 }
 
 impl LmdbLogStore {
-    pub(crate) fn start(shared: Arc<Shared>) -> StorageResult<LmdbLogStore> {
-        let last_index = durable_last_index(&shared)?;
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        segments: Arc<SegmentLog>,
+    ) -> StorageResult<LmdbLogStore> {
+        let last_index = durable_last_index(&segments);
         let overlay = Arc::new(Mutex::new(Overlay {
             last_index,
             ..Overlay::default()
@@ -126,17 +128,19 @@ impl LmdbLogStore {
         let counters = Arc::new(Counters::default());
         let (queue, jobs) = mpsc::sync_channel(shared.options.max_queued_writes.max(1));
         let writer = {
-            let (shared, overlay, counters) = (
+            let (shared, segments, overlay, counters) = (
                 Arc::clone(&shared),
+                Arc::clone(&segments),
                 Arc::clone(&overlay),
                 Arc::clone(&counters),
             );
             std::thread::Builder::new()
                 .name("dbadger-log-writer".to_owned())
-                .spawn(move || run_writer(&shared, &overlay, &counters, &jobs))?
+                .spawn(move || run_writer(&shared, &segments, &overlay, &counters, &jobs))?
         };
         Ok(LmdbLogStore {
             shared,
+            segments,
             overlay,
             counters,
             queue: Some(queue),
@@ -235,31 +239,16 @@ impl LogStore for LmdbLogStore {
     }
 
     fn log_bounds(&self) -> StorageResult<LogBounds> {
-        // The overlay is read before LMDB: an entry the writer commits in between is then in
-        // one of the two, never in neither.
+        // The overlay is read before the segments: an entry the writer writes in between is
+        // then in one of the two, never in neither.
         let overlay_last = self
             .overlay()
             .entries
             .values()
             .next_back()
             .map(|(_, e)| e.log_id);
-        let txn = self
-            .shared
-            .env
-            .read_txn()
-            .map_err(|e| self.shared.error(e))?;
-        let last_purged = read_log_id(&self.shared, &txn, LAST_PURGED_KEY)?;
-        let stored_last = match self
-            .shared
-            .dbs
-            .log
-            .last(&txn)
-            .map_err(|e| self.shared.error(e))?
-        {
-            Some((_, bytes)) => Some(decode_stored(bytes)?.log_id),
-            None => None,
-        };
-        let last = [overlay_last, stored_last, last_purged]
+        let (last_purged, stored_last) = self.segments.bounds();
+        let last = [overlay_last, stored_last]
             .into_iter()
             .flatten()
             .max_by_key(|id| id.index);
@@ -276,22 +265,9 @@ impl LogStore for LmdbLogStore {
             .range(start..end)
             .map(|(_, (_, entry))| entry.clone())
             .collect();
-        let txn = self
-            .shared
-            .env
-            .read_txn()
-            .map_err(|e| self.shared.error(e))?;
-        let range = (Bound::Included(start), Bound::Excluded(end));
         let mut merged = BTreeMap::new();
-        for item in self
-            .shared
-            .dbs
-            .log
-            .range(&txn, &range)
-            .map_err(|e| self.shared.error(e))?
-        {
-            let (index, bytes) = item.map_err(|e| self.shared.error(e))?;
-            merged.insert(index, decode_stored(bytes)?);
+        for entry in self.segments.read(start, end)? {
+            merged.insert(entry.log_id.index, entry);
         }
         for entry in pending {
             merged.insert(entry.log_id.index, entry);
@@ -327,12 +303,7 @@ impl LogStore for LmdbLogStore {
         if let Some(committed) = self.overlay().committed {
             return Ok(committed);
         }
-        let txn = self
-            .shared
-            .env
-            .read_txn()
-            .map_err(|e| self.shared.error(e))?;
-        read_log_id(&self.shared, &txn, COMMITTED_KEY)
+        Ok(self.segments.committed())
     }
 
     fn save_committed(&self, committed: Option<&LogId>) -> StorageResult<()> {
@@ -361,7 +332,7 @@ impl LogStore for LmdbLogStore {
         let mut encoded = Vec::with_capacity(entries.len());
         for entry in entries {
             let index = entry.log_id.index;
-            encoded.push((index, generation, encode_entry(&entry)));
+            encoded.push((index, generation, entry.log_id, encode_entry(&entry)));
             overlay.entries.insert(index, (generation, entry));
             overlay.last_index = Some(index);
         }
@@ -377,7 +348,7 @@ impl LogStore for LmdbLogStore {
         let mut overlay = self.overlay();
         let first_removed = last_kept.map_or(0, |id| id.index + 1);
         overlay.entries.split_off(&first_removed);
-        let purged = self.committed_purge_index()?;
+        let purged = self.segments.bounds().0.map(|id| id.index);
         overlay.last_index = last_kept.map(|id| id.index).max(purged);
         Ok(())
     }
@@ -387,17 +358,6 @@ impl LogStore for LmdbLogStore {
         let mut overlay = self.overlay();
         overlay.last_index = overlay.last_index.max(Some(log_id.index));
         Ok(())
-    }
-}
-
-impl LmdbLogStore {
-    fn committed_purge_index(&self) -> StorageResult<Option<u64>> {
-        let txn = self
-            .shared
-            .env
-            .read_txn()
-            .map_err(|e| self.shared.error(e))?;
-        Ok(read_log_id(&self.shared, &txn, LAST_PURGED_KEY)?.map(|id| id.index))
     }
 }
 
@@ -416,39 +376,16 @@ fn writer_gone() -> StorageError {
     ))
 }
 
-fn decode_stored(bytes: &[u8]) -> StorageResult<LogEntry> {
-    decode_entry(bytes).map_err(|e| StorageError::corrupt("log entry", e))
-}
-
-fn read_log_id(shared: &Shared, txn: &heed::RoTxn<'_>, key: &str) -> StorageResult<Option<LogId>> {
-    match shared
-        .dbs
-        .raft_meta
-        .get(txn, key)
-        .map_err(|e| shared.error(e))?
-    {
-        Some(bytes) => decode_log_id(bytes).map_err(|e| StorageError::corrupt("log id", e)),
-        None => Ok(None),
-    }
-}
-
-/// The index of the last entry on disk, or of the last purged one for an empty log.
-fn durable_last_index(shared: &Shared) -> StorageResult<Option<u64>> {
-    let txn = shared.env.read_txn().map_err(|e| shared.error(e))?;
-    let last_entry = shared
-        .dbs
-        .log
-        .last(&txn)
-        .map_err(|e| shared.error(e))?
-        .map(|(index, _)| index);
-    let purged = read_log_id(shared, &txn, LAST_PURGED_KEY)?.map(|id| id.index);
-    Ok(last_entry.max(purged))
+/// The index of the last entry written, or of the last purged one for an empty log.
+fn durable_last_index(segments: &SegmentLog) -> Option<u64> {
+    segments.bounds().1.map(|id| id.index)
 }
 
 /// The writer thread: takes whatever is queued (up to the group limit), writes it in one
 /// transaction, flushes, then reports to every waiter.
 fn run_writer(
     shared: &Shared,
+    segments: &SegmentLog,
     overlay: &Mutex<Overlay>,
     counters: &Counters,
     jobs: &Receiver<Job>,
@@ -467,11 +404,11 @@ fn run_writer(
         }
         // After a failed group nothing more is written (see `Shared::fail_writes`): a later
         // group that committed would leave a hole where the failed appends were.
-        let outcome = write_group(shared, &group).map_err(|e| shared.fail_writes(e));
+        let outcome = write_group(shared, segments, &group).map_err(|e| shared.fail_writes(e));
         forget_written(overlay, &group);
         if outcome.is_err() {
             // Reads show what the disk holds plus appends still queued (which will fail too).
-            let durable = durable_last_index(shared).ok().flatten();
+            let durable = durable_last_index(segments);
             let mut overlay = lock(overlay);
             overlay.last_index = overlay.entries.keys().next_back().copied().max(durable);
         }
@@ -519,57 +456,67 @@ fn take_queued(jobs: &Receiver<Job>, group: &mut Vec<Job>, limit: usize) {
     }
 }
 
-fn write_group(shared: &Shared, group: &[Job]) -> StorageResult<()> {
-    let dbs = &shared.dbs;
-    let mut txn = shared.write_txn()?;
+/// Writes a group: its log writes to the segments, flushed once; then, if it has any, its
+/// other writes (vote, ids) in one durable LMDB transaction. A segment purge is deleted only
+/// once the purge is durable.
+fn write_group(shared: &Shared, segments: &SegmentLog, group: &[Job]) -> StorageResult<()> {
+    shared.refuse_after_failure()?;
+    let mut log_writes = Vec::new();
+    let mut others = Vec::new();
     for job in group {
-        shared.inject(FaultPoint::Write)?;
         match job {
             Job::Append { entries, .. } => {
-                for (index, _, bytes) in entries {
-                    dbs.log
-                        .put(&mut txn, index, bytes)
-                        .map_err(|e| shared.error(e))?;
-                }
+                log_writes.extend(
+                    entries
+                        .iter()
+                        .map(|(_, _, log_id, encoded)| LogWrite::Entry {
+                            log_id: *log_id,
+                            encoded,
+                        }),
+                );
             }
             Job::Meta { write, .. } => match write {
-                MetaWrite::Vote(vote) => dbs
-                    .raft_meta
-                    .put(&mut txn, VOTE_KEY, &encode_vote(vote))
-                    .map_err(|e| shared.error(e))?,
-                MetaWrite::Committed(committed) => dbs
-                    .raft_meta
-                    .put(&mut txn, COMMITTED_KEY, &encode_log_id(committed.as_ref()))
-                    .map_err(|e| shared.error(e))?,
+                MetaWrite::Committed(committed) => log_writes.push(LogWrite::Committed(*committed)),
                 MetaWrite::TruncateAfter(last_kept) => {
-                    let first_removed = last_kept.map_or(0, |id| id.index + 1);
-                    dbs.log
-                        .delete_range(&mut txn, &(first_removed..))
-                        .map_err(|e| shared.error(e))?;
+                    log_writes.push(LogWrite::TruncateAfter(*last_kept));
                 }
-                MetaWrite::Purge(log_id) => {
-                    dbs.log
-                        .delete_range(&mut txn, &(..=log_id.index))
-                        .map_err(|e| shared.error(e))?;
-                    let previous = read_log_id(shared, &txn, LAST_PURGED_KEY)?;
-                    if previous.is_none_or(|purged| purged.index < log_id.index) {
-                        dbs.raft_meta
-                            .put(&mut txn, LAST_PURGED_KEY, &encode_log_id(Some(log_id)))
-                            .map_err(|e| shared.error(e))?;
-                    }
+                MetaWrite::Purge(log_id) => log_writes.push(LogWrite::Purge(*log_id)),
+                MetaWrite::Vote(_) | MetaWrite::NodeId(_) | MetaWrite::ClusterId(_) => {
+                    others.push(write);
                 }
-                MetaWrite::NodeId(id) => dbs
-                    .raft_meta
-                    .put(&mut txn, NODE_ID_KEY, &id.to_be_bytes())
-                    .map_err(|e| shared.error(e))?,
-                MetaWrite::ClusterId(id) => dbs
-                    .raft_meta
-                    .put(&mut txn, CLUSTER_ID_KEY, &id.to_be_bytes())
-                    .map_err(|e| shared.error(e))?,
             },
         }
     }
-    shared.commit_durably(txn)
+    if !log_writes.is_empty() {
+        segments.write(&log_writes)?;
+        segments.sync()?;
+    }
+    if !others.is_empty() {
+        let dbs = &shared.dbs;
+        let mut txn = shared.write_txn()?;
+        for write in others {
+            shared.inject(crate::faults::FaultPoint::Write)?;
+            let (key, value) = match write {
+                MetaWrite::Vote(vote) => (VOTE_KEY, encode_vote(vote)),
+                MetaWrite::NodeId(id) => (NODE_ID_KEY, id.to_be_bytes().to_vec()),
+                MetaWrite::ClusterId(id) => (CLUSTER_ID_KEY, id.to_be_bytes().to_vec()),
+                MetaWrite::Committed(_) | MetaWrite::TruncateAfter(_) | MetaWrite::Purge(_) => {
+                    continue;
+                }
+            };
+            dbs.raft_meta
+                .put(&mut txn, key, &value)
+                .map_err(|e| shared.error(e))?;
+        }
+        shared.commit_durably(txn)?;
+    }
+    if log_writes
+        .iter()
+        .any(|write| matches!(write, LogWrite::Purge(_)))
+    {
+        segments.remove_purged_segments()?;
+    }
+    Ok(())
 }
 
 /// Drops the appends of a written (or failed) group from the overlay, unless a later append
@@ -578,7 +525,7 @@ fn forget_written(overlay: &Mutex<Overlay>, group: &[Job]) {
     let mut overlay = lock(overlay);
     for job in group {
         if let Job::Append { entries, .. } = job {
-            for (index, generation, _) in entries {
+            for (index, generation, _, _) in entries {
                 if overlay
                     .entries
                     .get(index)

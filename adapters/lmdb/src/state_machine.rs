@@ -22,6 +22,7 @@ use crate::environment::{
 };
 use crate::faults::FaultPoint;
 use crate::read_barrier::ReadBarrier;
+use crate::segment_log::SegmentLog;
 use crate::snapshot_files::{LmdbSnapshot, LmdbSnapshotSink};
 
 /// How many pairs a scan visits between checks of its view's age.
@@ -32,23 +33,30 @@ const AGE_CHECK_EVERY: usize = 256;
 pub struct LmdbStateMachine {
     /// The state machine's own environment.
     shared: Arc<Shared>,
-    /// The log's environment, for the space both use.
+    /// The log's environment and segments, for the space all use.
     log_env: Arc<Shared>,
+    log_segments: Arc<SegmentLog>,
     barrier: Arc<ReadBarrier>,
 }
 
 impl LmdbStateMachine {
-    pub(crate) fn new(shared: Arc<Shared>, log_env: Arc<Shared>) -> LmdbStateMachine {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        log_env: Arc<Shared>,
+        log_segments: Arc<SegmentLog>,
+    ) -> LmdbStateMachine {
         LmdbStateMachine {
             shared,
             log_env,
+            log_segments,
             barrier: Arc::default(),
         }
     }
 
-    /// The bytes of the two database files in use (pages up to the last one written).
+    /// The bytes of the two database files in use (pages up to the last one written) and of
+    /// the log's segment files.
     pub fn used_bytes(&self) -> u64 {
-        self.shared.file_bytes() + self.log_env.file_bytes()
+        self.shared.file_bytes() + self.log_env.file_bytes() + self.log_segments.bytes_on_disk()
     }
 }
 
@@ -100,7 +108,9 @@ impl StateMachineStore for LmdbStateMachine {
     /// without the free pages LMDB reuses; `None` if the statistics cannot be read.
     fn space(&self) -> Option<SpaceUsage> {
         Some(SpaceUsage {
-            used_bytes: self.shared.used_page_bytes()? + self.log_env.used_page_bytes()?,
+            used_bytes: self.shared.used_page_bytes()?
+                + self.log_env.used_page_bytes()?
+                + self.log_segments.bytes_on_disk(),
             max_bytes: self.shared.options.max_size_bytes,
         })
     }

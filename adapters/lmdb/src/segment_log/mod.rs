@@ -1,0 +1,568 @@
+//! The Raft log's entries, truncations, purges and committed id, in segment files that the
+//! log writer fills in order and flushes once per group: one `fdatasync` of preallocated,
+//! zero-filled space per durable write, where an LMDB commit needs two (data pages, then the
+//! meta page) and grows its file. The layout is in `docs/on-disk-layout.md`; the records and
+//! their checksum chain in [`record`]; segment files and their preparation in [`segment`].
+//!
+//! Only the log writer thread writes ([`SegmentLog::write`], [`SegmentLog::sync`]); readers
+//! find entries through an in-memory index of where each one lies, and read them with
+//! positioned reads. Opening replays every segment to rebuild the index.
+
+mod record;
+mod segment;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use dbadger_core::StorageError;
+use dbadger_core::codec::decode_entry;
+use dbadger_core::raft_types::{LogEntry, LogId};
+use dbadger_core::storage::StorageResult;
+
+use crate::damaged;
+use crate::environment::Shared;
+use crate::faults::FaultPoint;
+use record::{HEADER_BYTES, Record, encode_entry_record, encode_record, read_record, segment_seed};
+use segment::{Preparer, list_segments, segment_path, sync_dir};
+
+/// Room kept at the end of every segment for its `End` record.
+const END_RESERVE: u64 = HEADER_BYTES as u64;
+/// Segment sizes are rounded up to this.
+const SEGMENT_GRANULE: u64 = 4096;
+/// The smallest segment.
+const MIN_SEGMENT_BYTES: u64 = 4 * SEGMENT_GRANULE;
+/// Room for a segment's checkpoint record (two log ids and the segment number, framed).
+const CHECKPOINT_ROOM: u64 = 128;
+
+/// One write of the log, in the order the writer received them.
+#[derive(Debug)]
+pub(crate) enum LogWrite<'a> {
+    /// An entry, with its codec encoding.
+    Entry {
+        log_id: LogId,
+        encoded: &'a [u8],
+    },
+    TruncateAfter(Option<LogId>),
+    Purge(LogId),
+    Committed(Option<LogId>),
+}
+
+/// Where an entry lies.
+#[derive(Debug, Clone, Copy)]
+struct Location {
+    log_id: LogId,
+    segment: u64,
+    offset: u64,
+    len: usize,
+}
+
+/// Where the next record goes.
+#[derive(Debug, Clone, Copy)]
+struct Tail {
+    segment: u64,
+    offset: u64,
+    crc: u32,
+    size: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    entries: BTreeMap<u64, Location>,
+    segments: BTreeMap<u64, Arc<File>>,
+    sizes: BTreeMap<u64, u64>,
+    last_purged: Option<LogId>,
+    committed: Option<LogId>,
+    /// `None`: the next write starts a new segment (a new log, or the last one is sealed).
+    tail: Option<Tail>,
+    /// The number the next segment gets.
+    next_segment: u64,
+    /// Segments written since the last flush.
+    unflushed: BTreeSet<u64>,
+}
+
+/// What a record changes in the log's state.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Checkpoint {
+        last_purged: Option<LogId>,
+        committed: Option<LogId>,
+    },
+    Entry(Location),
+    TruncateAfter(Option<LogId>),
+    Purge(LogId),
+    Committed(Option<LogId>),
+}
+
+impl State {
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Checkpoint {
+                last_purged,
+                committed,
+            } => {
+                if let Some(purged) = last_purged {
+                    self.purge(purged);
+                }
+                self.committed = committed;
+            }
+            Change::Entry(location) => {
+                self.entries.insert(location.log_id.index, location);
+            }
+            Change::TruncateAfter(last_kept) => {
+                self.entries
+                    .split_off(&last_kept.map_or(0, |id| id.index + 1));
+            }
+            Change::Purge(log_id) => self.purge(log_id),
+            Change::Committed(committed) => self.committed = committed,
+        }
+    }
+
+    fn purge(&mut self, log_id: LogId) {
+        self.entries = self.entries.split_off(&(log_id.index + 1));
+        if self
+            .last_purged
+            .is_none_or(|purged| purged.index < log_id.index)
+        {
+            self.last_purged = Some(log_id);
+        }
+    }
+
+    fn last(&self) -> Option<LogId> {
+        self.entries
+            .values()
+            .next_back()
+            .map(|location| location.log_id)
+    }
+}
+
+/// Records framed for the tail segment but not yet written there, and what they change.
+#[derive(Debug)]
+struct Batch {
+    tail: Option<Tail>,
+    bytes: Vec<u8>,
+    crc: u32,
+    changes: Vec<Change>,
+}
+
+impl Batch {
+    fn at(tail: Option<Tail>) -> Batch {
+        Batch {
+            tail,
+            bytes: Vec::new(),
+            crc: tail.map_or(0, |tail| tail.crc),
+            changes: Vec::new(),
+        }
+    }
+
+    /// Frames `write` after the batch's records; returns the bytes, the crc and the change
+    /// (whose entry location assumes the bytes go right after the batch's).
+    fn frame(&self, write: &LogWrite<'_>) -> (Vec<u8>, u32, Change) {
+        let mut framed = Vec::new();
+        let (crc, change) = match write {
+            LogWrite::Entry { log_id, encoded } => {
+                let crc = encode_entry_record(&mut framed, self.crc, encoded);
+                let (segment, offset) =
+                    self.tail.map_or((0, 0), |tail| (tail.segment, tail.offset));
+                let location = Location {
+                    log_id: *log_id,
+                    segment,
+                    offset: offset + (self.bytes.len() + HEADER_BYTES) as u64,
+                    len: encoded.len(),
+                };
+                (crc, Change::Entry(location))
+            }
+            LogWrite::TruncateAfter(last_kept) => (
+                encode_record(&mut framed, self.crc, &Record::TruncateAfter(*last_kept)),
+                Change::TruncateAfter(*last_kept),
+            ),
+            LogWrite::Purge(log_id) => (
+                encode_record(&mut framed, self.crc, &Record::Purge(*log_id)),
+                Change::Purge(*log_id),
+            ),
+            LogWrite::Committed(committed) => (
+                encode_record(&mut framed, self.crc, &Record::Committed(*committed)),
+                Change::Committed(*committed),
+            ),
+        };
+        (framed, crc, change)
+    }
+
+    /// `writes` framed as one group (their records, then a `Commit`) after `tail`.
+    fn group(tail: Option<Tail>, writes: &[LogWrite<'_>]) -> Batch {
+        let mut batch = Batch::at(tail);
+        for write in writes {
+            let (framed, crc, change) = batch.frame(write);
+            batch.bytes.extend_from_slice(&framed);
+            batch.crc = crc;
+            batch.changes.push(change);
+        }
+        batch.crc = encode_record(&mut batch.bytes, batch.crc, &Record::Commit);
+        batch
+    }
+
+    /// Whether the batch fits in its tail segment, with room left for the `End` record.
+    fn fits(&self) -> bool {
+        self.tail
+            .is_some_and(|tail| tail.offset + self.bytes.len() as u64 + END_RESERVE <= tail.size)
+    }
+}
+
+/// The segment files of one log.
+#[derive(Debug)]
+pub(crate) struct SegmentLog {
+    dir: PathBuf,
+    shared: Arc<Shared>,
+    segment_bytes: u64,
+    state: Mutex<State>,
+    preparer: Preparer,
+    bytes_on_disk: AtomicU64,
+}
+
+impl SegmentLog {
+    /// Opens (creating if needed) the log in `dir`, replaying its segments.
+    pub(crate) fn open(
+        dir: &Path,
+        shared: Arc<Shared>,
+        segment_bytes: u64,
+    ) -> StorageResult<SegmentLog> {
+        std::fs::create_dir_all(dir)?;
+        // Small stores (tests, tiny disks) get segments small enough to leave room for data.
+        let segment_bytes =
+            round_up(segment_bytes.min(shared.options.max_size_bytes / 16)).max(MIN_SEGMENT_BYTES);
+        let state = replay(dir)?;
+        let on_disk: u64 = state.sizes.values().sum();
+        let preparer = Preparer::start(dir, segment_bytes)?;
+        Ok(SegmentLog {
+            dir: dir.to_path_buf(),
+            shared,
+            segment_bytes,
+            state: Mutex::new(state),
+            preparer,
+            bytes_on_disk: AtomicU64::new(on_disk + segment_bytes),
+        })
+    }
+
+    /// The bytes of the segment files, the one prepared ahead included.
+    pub(crate) fn bytes_on_disk(&self) -> u64 {
+        self.bytes_on_disk.load(Ordering::Relaxed)
+    }
+
+    /// The last purged id and the last entry's id (the last purged for an empty log).
+    pub(crate) fn bounds(&self) -> (Option<LogId>, Option<LogId>) {
+        let state = self.lock();
+        (state.last_purged, state.last().or(state.last_purged))
+    }
+
+    /// The last committed id written.
+    pub(crate) fn committed(&self) -> Option<LogId> {
+        self.lock().committed
+    }
+
+    /// The entries with `start <= index < end` written so far.
+    pub(crate) fn read(&self, start: u64, end: u64) -> StorageResult<Vec<LogEntry>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let wanted: Vec<(Location, Arc<File>)> = {
+            let state = self.lock();
+            state
+                .entries
+                .range(start..end)
+                .map(|(_, location)| {
+                    let file = state.segments.get(&location.segment).map(Arc::clone);
+                    file.map(|file| (*location, file))
+                        .ok_or_else(|| damaged("log", "an entry's segment is missing"))
+                })
+                .collect::<StorageResult<_>>()?
+        };
+        let mut entries = Vec::with_capacity(wanted.len());
+        let mut buffer = Vec::new();
+        for (location, file) in wanted {
+            buffer.resize(location.len, 0);
+            file.read_exact_at(&mut buffer, location.offset)?;
+            let entry = decode_entry(&buffer).map_err(|e| StorageError::corrupt("log entry", e))?;
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
+
+    /// Writes `writes` after what the log holds, in order, as one record group that replay
+    /// applies whole or not at all (durable after [`SegmentLog::sync`]). A group is never split
+    /// across segments: one that does not fit in the tail segment starts the next one, which
+    /// is made large enough for it. A group that would take the segment files past the store's
+    /// maximum is refused before anything is written.
+    pub(crate) fn write(&self, writes: &[LogWrite<'_>]) -> StorageResult<()> {
+        let mut state = self.lock();
+        let mut batch = Batch::group(state.tail, writes);
+        if !batch.fits() {
+            self.roll_over(&mut state, batch.bytes.len() as u64)?;
+            batch = Batch::group(state.tail, writes);
+        }
+        self.write_batch(&mut state, &mut batch)
+    }
+
+    /// Writes the batch's records at the tail and applies what they change.
+    fn write_batch(&self, state: &mut State, batch: &mut Batch) -> StorageResult<()> {
+        let Some(tail) = batch.tail else {
+            return Ok(());
+        };
+        if batch.bytes.is_empty() {
+            return Ok(());
+        }
+        self.write_at(state, tail.segment, tail.offset, &batch.bytes)?;
+        for change in batch.changes.drain(..) {
+            state.apply(change);
+        }
+        let tail = Tail {
+            offset: tail.offset + batch.bytes.len() as u64,
+            crc: batch.crc,
+            ..tail
+        };
+        state.tail = Some(tail);
+        *batch = Batch::at(Some(tail));
+        Ok(())
+    }
+
+    fn write_at(
+        &self,
+        state: &mut State,
+        segment: u64,
+        offset: u64,
+        bytes: &[u8],
+    ) -> StorageResult<()> {
+        self.shared.inject(FaultPoint::Write)?;
+        let file = state
+            .segments
+            .get(&segment)
+            .ok_or_else(|| damaged("log", "the tail segment is missing"))?;
+        file.write_all_at(bytes, offset)?;
+        state.unflushed.insert(segment);
+        Ok(())
+    }
+
+    /// Seals the tail segment with an `End` record and starts the next one, large enough for
+    /// a record of `needed` bytes, with a checkpoint of the state so far.
+    fn roll_over(&self, state: &mut State, needed: u64) -> StorageResult<()> {
+        let size = round_up(needed + CHECKPOINT_ROOM + END_RESERVE).max(self.segment_bytes);
+        let max_bytes = self.shared.options.max_size_bytes;
+        if self.bytes_on_disk() + size > max_bytes {
+            return Err(StorageError::Full { max_bytes });
+        }
+        if let Some(tail) = state.tail.take() {
+            let mut end = Vec::new();
+            encode_record(&mut end, tail.crc, &Record::End);
+            self.write_at(state, tail.segment, tail.offset, &end)?;
+        }
+        let prepared = self.preparer.take(size)?;
+        let size = prepared.size();
+        let number = state.next_segment.max(1);
+        let file = prepared.activate(&self.dir, number)?;
+        state.next_segment = number + 1;
+        state.segments.insert(number, Arc::new(file));
+        state.sizes.insert(number, size);
+        self.bytes_on_disk.fetch_add(size, Ordering::Relaxed);
+        let mut checkpoint = Vec::new();
+        let crc = encode_record(
+            &mut checkpoint,
+            segment_seed(number),
+            &Record::Checkpoint {
+                segment: number,
+                last_purged: state.last_purged,
+                committed: state.committed,
+            },
+        );
+        self.write_at(state, number, 0, &checkpoint)?;
+        state.tail = Some(Tail {
+            segment: number,
+            offset: checkpoint.len() as u64,
+            crc,
+            size,
+        });
+        Ok(())
+    }
+
+    /// Flushes every segment written since the last flush, oldest first.
+    pub(crate) fn sync(&self) -> StorageResult<()> {
+        let files: Vec<Arc<File>> = {
+            let mut state = self.lock();
+            let unflushed = std::mem::take(&mut state.unflushed);
+            unflushed
+                .iter()
+                .filter_map(|number| state.segments.get(number).map(Arc::clone))
+                .collect()
+        };
+        for file in files {
+            self.shared.inject(FaultPoint::Sync)?;
+            file.sync_data()?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the segments that hold no entry any more (after a purge is durable).
+    pub(crate) fn remove_purged_segments(&self) -> StorageResult<()> {
+        let mut state = self.lock();
+        let Some(tail_segment) = state
+            .tail
+            .map(|tail| tail.segment)
+            .or_else(|| state.segments.keys().next_back().copied())
+        else {
+            return Ok(());
+        };
+        let first_needed = state
+            .entries
+            .values()
+            .next()
+            .map_or(tail_segment, |location| location.segment)
+            .min(tail_segment);
+        let removable: Vec<u64> = state
+            .segments
+            .range(..first_needed)
+            .map(|(n, _)| *n)
+            .collect();
+        if removable.is_empty() {
+            return Ok(());
+        }
+        for number in removable {
+            std::fs::remove_file(segment_path(&self.dir, number))?;
+            state.segments.remove(&number);
+            if let Some(size) = state.sizes.remove(&number) {
+                self.bytes_on_disk.fetch_sub(size, Ordering::Relaxed);
+            }
+        }
+        sync_dir(&self.dir)?;
+        Ok(())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update of the state is a few map operations done after the bytes were
+        // written: a panic elsewhere cannot leave it half-done.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn round_up(bytes: u64) -> u64 {
+    bytes.div_ceil(SEGMENT_GRANULE) * SEGMENT_GRANULE
+}
+
+/// Rebuilds the log's state from its segments. Reading stops at the first record that does
+/// not check in a segment that was not sealed: that is where the last write stopped. Later
+/// segments (a roll-over a crash interrupted: nothing in them was acknowledged) and a last
+/// segment without a valid checkpoint are removed.
+fn replay(dir: &Path) -> StorageResult<State> {
+    let numbers = list_segments(dir)?;
+    let mut state = State {
+        next_segment: numbers.last().map_or(1, |last| last + 1),
+        ..State::default()
+    };
+    let mut removed = Vec::new();
+    let mut stopped = false;
+    for (position, &number) in numbers.iter().enumerate() {
+        if stopped {
+            removed.push(number);
+            continue;
+        }
+        let path = segment_path(dir, number);
+        let bytes = std::fs::read(&path)?;
+        let Some(replayed) = replay_segment(&bytes, number, &mut state) else {
+            let only_first_segment = number == 1 && numbers.len() == 1;
+            if position == 0 && !only_first_segment {
+                return Err(damaged(
+                    "log",
+                    format!("segment {number} does not start with a valid checkpoint"),
+                ));
+            }
+            removed.push(number);
+            stopped = true;
+            continue;
+        };
+        let file = OpenOptions::new().read(true).write(true).open(&path)?;
+        state.segments.insert(number, Arc::new(file));
+        state.sizes.insert(number, bytes.len() as u64);
+        state.tail = match replayed {
+            Replayed::Sealed => None,
+            Replayed::Open { offset, crc } => {
+                stopped = true;
+                Some(Tail {
+                    segment: number,
+                    offset: offset as u64,
+                    crc,
+                    size: bytes.len() as u64,
+                })
+            }
+        };
+    }
+    for number in &removed {
+        std::fs::remove_file(segment_path(dir, *number))?;
+    }
+    if !removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok(state)
+}
+
+enum Replayed {
+    /// The segment ends with an `End` record.
+    Sealed,
+    /// The next record goes at `offset`, chained from `crc`.
+    Open { offset: usize, crc: u32 },
+}
+
+/// Applies one segment's records to `state`; `None` if it does not start with its checkpoint.
+fn replay_segment(bytes: &[u8], number: u64, state: &mut State) -> Option<Replayed> {
+    let first = read_record(bytes, 0, segment_seed(number)).ok()?;
+    let Record::Checkpoint {
+        segment,
+        last_purged,
+        committed,
+    } = first.record
+    else {
+        return None;
+    };
+    if segment != number {
+        return None;
+    }
+    state.apply(Change::Checkpoint {
+        last_purged,
+        committed,
+    });
+    // The end of the last whole group: where writing goes on if the segment is not sealed.
+    let (mut committed_offset, mut committed_crc) = (first.end, first.crc);
+    let (mut offset, mut crc) = (committed_offset, committed_crc);
+    let mut group = Vec::new();
+    while let Ok(read) = read_record(bytes, offset, crc) {
+        offset = read.end;
+        crc = read.crc;
+        let change = match read.record {
+            Record::Checkpoint { .. } => break,
+            Record::Entry(entry) => Change::Entry(Location {
+                log_id: entry.log_id,
+                segment: number,
+                offset: read.payload_offset as u64,
+                len: read.payload_len,
+            }),
+            Record::TruncateAfter(last_kept) => Change::TruncateAfter(last_kept),
+            Record::Purge(log_id) => Change::Purge(log_id),
+            Record::Committed(committed) => Change::Committed(committed),
+            Record::Commit => {
+                for change in group.drain(..) {
+                    state.apply(change);
+                }
+                (committed_offset, committed_crc) = (offset, crc);
+                continue;
+            }
+            Record::End if group.is_empty() => return Some(Replayed::Sealed),
+            Record::End => break,
+        };
+        group.push(change);
+    }
+    Some(Replayed::Open {
+        offset: committed_offset,
+        crc: committed_crc,
+    })
+}
