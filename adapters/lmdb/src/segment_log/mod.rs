@@ -229,7 +229,13 @@ impl SegmentLog {
         shared: Arc<Shared>,
         segment_bytes: u64,
     ) -> StorageResult<SegmentLog> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            // The new directory's own entry must survive a crash with the segments in it.
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
         // Small stores (tests, tiny disks) get segments small enough to leave room for data.
         let segment_bytes =
             round_up(segment_bytes.min(shared.options.max_size_bytes / 16)).max(MIN_SEGMENT_BYTES);
