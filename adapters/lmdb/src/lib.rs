@@ -30,8 +30,10 @@
 //! Each environment's memory map is the configured maximum; the files grow page by page as
 //! data arrives. A write that would pass an environment's maximum fails with
 //! [`StorageError::Full`] and changes nothing; reads keep working, and reopening with a larger
-//! maximum continues. The log's segment files are bounded the same way: a new segment that
-//! would take them past the maximum is refused with [`StorageError::Full`]. The space the store
+//! maximum continues. The log's segment files are bounded the same way: a new segment for
+//! entries that would take them past the maximum is refused with [`StorageError::Full`] before
+//! anything is written (a purge or truncation that needs a new segment is not refused: it
+//! frees space). The space the store
 //! reports (and nodes admit writes against) is the pages both environments use plus the
 //! segment files, so the files together stay near the maximum; free pages of one file cannot
 //! hold another's data, so they may exceed it by those free pages.

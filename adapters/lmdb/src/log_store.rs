@@ -316,6 +316,8 @@ impl LogStore for LmdbLogStore {
     }
 
     fn append(&self, entries: Vec<LogEntry>, on_durable: FlushCallback) -> StorageResult<()> {
+        // Refused before the entries reach the overlay, where they would stay readable.
+        self.shared.refuse_after_failure()?;
         let mut overlay = self.overlay();
         let mut next = overlay.last_index.map(|index| index + 1);
         for entry in &entries {

@@ -298,3 +298,119 @@ fn a_damaged_first_segment_is_reported() {
         "unexpected error: {error}"
     );
 }
+
+/// Zeroes a segment file's contents, as if none of its writes had reached the disk.
+fn zero(path: &Path) {
+    let len = fs::metadata(path).expect("segment").len() as usize;
+    fs::write(path, vec![0u8; len]).expect("zero the segment");
+}
+
+/// A fresh log's first segment whose writes never reached the disk, twice in a row: each
+/// reopen finds an empty log (the second crash leaves the segment the first one's number got
+/// again, not a later number that would read as a first segment of a purged log).
+#[test]
+fn a_fresh_log_that_never_reached_the_disk_opens_empty_after_each_crash() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    for round in 0..2 {
+        drop({
+            let log = open(dir.path());
+            assert_eq!(indices(&log), Vec::<u64>::new(), "round {round}");
+            append_durably(&log, entries(1, 1..=3));
+            log
+        });
+        let segments = segment_files(dir.path());
+        assert_eq!(segments.len(), 1, "round {round}: {segments:?}");
+        zero(&segments[0]);
+    }
+    let log = open(dir.path());
+    assert_eq!(indices(&log), Vec::<u64>::new());
+}
+
+/// Deletions after a purge that only partly reached the disk leave an old segment before a
+/// gap: it is ignored and removed, and the log reads as it was.
+#[test]
+fn a_segment_before_a_gap_is_ignored() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let saved;
+    {
+        let log = open(dir.path());
+        for index in 1..=60 {
+            append_durably(&log, vec![entry(1, index)]);
+        }
+        let first = segment_files(dir.path()).remove(0);
+        saved = (first.clone(), fs::read(&first).expect("first segment"));
+        log.truncate_after(Some(&log_id(1, 55))).expect("truncate");
+        log.purge_through(&log_id(1, 50)).expect("purge");
+    }
+    let (first, bytes) = saved;
+    assert!(!first.exists(), "the purge kept the first segment");
+    fs::write(&first, bytes).expect("the first segment's deletion was lost");
+    let log = open(dir.path());
+    assert!(!first.exists(), "the segment before the gap was kept");
+    assert_eq!(indices(&log), (51..=55).collect::<Vec<_>>());
+}
+
+/// Two segments after one that was never sealed cannot come from a crash (a roll-over flushes
+/// the `End` record before the next roll-over can happen): opening reports damage instead of
+/// removing them.
+#[test]
+fn segments_after_an_unsealed_one_are_reported() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    drop({
+        let log = open(dir.path());
+        for index in 1..=60 {
+            append_durably(&log, vec![entry(1, index)]);
+        }
+        log
+    });
+    let segments = segment_files(dir.path());
+    assert!(segments.len() >= 4, "{segments:?}");
+    let mut bytes = fs::read(&segments[1]).expect("second segment");
+    let end_record = bytes
+        .iter()
+        .rposition(|&byte| byte != 0)
+        .expect("records in the segment");
+    bytes[end_record] ^= 0xff;
+    fs::write(&segments[1], bytes).expect("tear the end record");
+    let options = LmdbOptions {
+        max_size_bytes: 256 << 10,
+        log_segment_bytes: 16 << 10,
+        ..LmdbOptions::default()
+    };
+    let error = LmdbStore::open(dir.path(), options).expect_err("opened");
+    assert!(
+        error.to_string().contains("never sealed"),
+        "unexpected error: {error}"
+    );
+    assert_eq!(segment_files(dir.path()), segments, "segments were removed");
+}
+
+/// Hundreds of roll-overs in a row, each taking the segment prepared ahead while the next one
+/// is being prepared: every acknowledged entry reads back after a reopen.
+#[test]
+fn many_roll_overs_keep_every_entry() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let options = LmdbOptions {
+        max_size_bytes: 64 << 20,
+        log_segment_bytes: 16 << 10,
+        ..LmdbOptions::default()
+    };
+    let last = 3000;
+    {
+        let (log, _) = LmdbStore::open(dir.path(), options.clone())
+            .expect("open")
+            .into_parts();
+        for index in 1..=last {
+            append_durably(&log, vec![entry(1, index)]);
+        }
+    }
+    assert!(segment_files(dir.path()).len() > 150);
+    let (log, _) = LmdbStore::open(dir.path(), options)
+        .expect("reopen")
+        .into_parts();
+    assert_eq!(indices(&log), (1..=last).collect::<Vec<_>>());
+    assert_eq!(
+        log.entries(last, last + 1).expect("last"),
+        vec![entry(1, last)]
+    );
+}

@@ -35,6 +35,8 @@ const END_RESERVE: u64 = HEADER_BYTES as u64;
 const SEGMENT_GRANULE: u64 = 4096;
 /// The smallest segment.
 const MIN_SEGMENT_BYTES: u64 = 4 * SEGMENT_GRANULE;
+/// The largest entry a record holds (its length field is 32 bits).
+const MAX_RECORD_BYTES: usize = u32::MAX as usize - 64;
 /// Room for a segment's checkpoint record (two log ids and the segment number, framed).
 const CHECKPOINT_ROOM: u64 = 128;
 
@@ -112,17 +114,22 @@ impl State {
             Change::Entry(location) => {
                 self.entries.insert(location.log_id.index, location);
             }
-            Change::TruncateAfter(last_kept) => {
-                self.entries
-                    .split_off(&last_kept.map_or(0, |id| id.index + 1));
-            }
+            Change::TruncateAfter(last_kept) => match last_kept.map(|id| id.index.checked_add(1)) {
+                None => self.entries.clear(),
+                Some(Some(first_removed)) => drop(self.entries.split_off(&first_removed)),
+                Some(None) => {}
+            },
             Change::Purge(log_id) => self.purge(log_id),
             Change::Committed(committed) => self.committed = committed,
         }
     }
 
     fn purge(&mut self, log_id: LogId) {
-        self.entries = self.entries.split_off(&(log_id.index + 1));
+        self.entries = if log_id.index == u64::MAX {
+            BTreeMap::new()
+        } else {
+            self.entries.split_off(&(log_id.index + 1))
+        };
         if self
             .last_purged
             .is_none_or(|purged| purged.index < log_id.index)
@@ -302,10 +309,25 @@ impl SegmentLog {
     /// is made large enough for it. A group that would take the segment files past the store's
     /// maximum is refused before anything is written.
     pub(crate) fn write(&self, writes: &[LogWrite<'_>]) -> StorageResult<()> {
+        for write in writes {
+            if let LogWrite::Entry { encoded, .. } = write
+                && encoded.len() > MAX_RECORD_BYTES
+            {
+                return Err(StorageError::Contract(format!(
+                    "a log entry of {} bytes is larger than a log record can hold",
+                    encoded.len()
+                )));
+            }
+        }
         let mut state = self.lock();
         let mut batch = Batch::group(state.tail, writes);
         if !batch.fits() {
-            self.roll_over(&mut state, batch.bytes.len() as u64)?;
+            // Only groups that add entries are held to the maximum: a purge or a truncation
+            // frees space and must not be refused for lack of it.
+            let adds = writes
+                .iter()
+                .any(|write| matches!(write, LogWrite::Entry { .. }));
+            state = self.roll_over(state, batch.bytes.len() as u64, adds)?;
             batch = Batch::group(state.tail, writes);
         }
         self.write_batch(&mut state, &mut batch)
@@ -351,23 +373,30 @@ impl SegmentLog {
     }
 
     /// Seals the tail segment with an `End` record and starts the next one, large enough for
-    /// a record of `needed` bytes, with a checkpoint of the state so far.
-    fn roll_over(&self, state: &mut State, needed: u64) -> StorageResult<()> {
+    /// a group of `needed` bytes, with a checkpoint of the state so far. The state lock is
+    /// released while the segment is taken (it may wait for the preparation, and renaming
+    /// flushes the directory): only the writer changes the state, and readers need no tail.
+    fn roll_over<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        needed: u64,
+        held_to_maximum: bool,
+    ) -> StorageResult<MutexGuard<'a, State>> {
         let size = round_up(needed + CHECKPOINT_ROOM + END_RESERVE).max(self.segment_bytes);
         let max_bytes = self.shared.options.max_size_bytes;
-        if self.bytes_on_disk() + size > max_bytes {
+        if held_to_maximum && self.bytes_on_disk() + size > max_bytes {
             return Err(StorageError::Full { max_bytes });
         }
         if let Some(tail) = state.tail.take() {
             let mut end = Vec::new();
             encode_record(&mut end, tail.crc, &Record::End);
-            self.write_at(state, tail.segment, tail.offset, &end)?;
+            self.write_at(&mut state, tail.segment, tail.offset, &end)?;
         }
-        let prepared = self.preparer.take(size)?;
-        let size = prepared.size();
         let number = state.next_segment.max(1);
-        let file = prepared.activate(&self.dir, number)?;
-        state.next_segment = number + 1;
+        drop(state);
+        let (file, size) = self.preparer.take_as_segment(size, number)?;
+        let mut state = self.lock();
+        state.next_segment = number.saturating_add(1);
         state.segments.insert(number, Arc::new(file));
         state.sizes.insert(number, size);
         self.bytes_on_disk.fetch_add(size, Ordering::Relaxed);
@@ -381,14 +410,14 @@ impl SegmentLog {
                 committed: state.committed,
             },
         );
-        self.write_at(state, number, 0, &checkpoint)?;
+        self.write_at(&mut state, number, 0, &checkpoint)?;
         state.tail = Some(Tail {
             segment: number,
             offset: checkpoint.len() as u64,
             crc,
             size,
         });
-        Ok(())
+        Ok(state)
     }
 
     /// Flushes every segment written since the last flush, oldest first.
@@ -408,36 +437,43 @@ impl SegmentLog {
         Ok(())
     }
 
-    /// Deletes the segments that hold no entry any more (after a purge is durable).
+    /// Deletes the segments that hold no entry any more (after a purge is durable), oldest
+    /// first. Should a crash keep only some of the deletions, replay ignores the segments
+    /// before the gap they leave.
     pub(crate) fn remove_purged_segments(&self) -> StorageResult<()> {
-        let mut state = self.lock();
-        let Some(tail_segment) = state
-            .tail
-            .map(|tail| tail.segment)
-            .or_else(|| state.segments.keys().next_back().copied())
-        else {
-            return Ok(());
+        let removable: Vec<u64> = {
+            let mut state = self.lock();
+            let Some(last_segment) = state
+                .tail
+                .map(|tail| tail.segment)
+                .or_else(|| state.segments.keys().next_back().copied())
+            else {
+                return Ok(());
+            };
+            let first_needed = state
+                .entries
+                .values()
+                .next()
+                .map_or(last_segment, |location| location.segment)
+                .min(last_segment);
+            let removable: Vec<u64> = state
+                .segments
+                .range(..first_needed)
+                .map(|(n, _)| *n)
+                .collect();
+            for number in &removable {
+                state.segments.remove(number);
+                if let Some(size) = state.sizes.remove(number) {
+                    self.bytes_on_disk.fetch_sub(size, Ordering::Relaxed);
+                }
+            }
+            removable
         };
-        let first_needed = state
-            .entries
-            .values()
-            .next()
-            .map_or(tail_segment, |location| location.segment)
-            .min(tail_segment);
-        let removable: Vec<u64> = state
-            .segments
-            .range(..first_needed)
-            .map(|(n, _)| *n)
-            .collect();
         if removable.is_empty() {
             return Ok(());
         }
         for number in removable {
             std::fs::remove_file(segment_path(&self.dir, number))?;
-            state.segments.remove(&number);
-            if let Some(size) = state.sizes.remove(&number) {
-                self.bytes_on_disk.fetch_sub(size, Ordering::Relaxed);
-            }
         }
         sync_dir(&self.dir)?;
         Ok(())
@@ -456,35 +492,45 @@ fn round_up(bytes: u64) -> u64 {
     bytes.div_ceil(SEGMENT_GRANULE) * SEGMENT_GRANULE
 }
 
-/// Rebuilds the log's state from its segments. Reading stops at the first record that does
-/// not check in a segment that was not sealed: that is where the last write stopped. Later
-/// segments (a roll-over a crash interrupted: nothing in them was acknowledged) and a last
-/// segment without a valid checkpoint are removed.
+/// Rebuilds the log's state from its segments, in number order. Reading stops at the first
+/// record that does not check in a segment that was not sealed: that is where the last write
+/// stopped. What a crash can leave besides is removed: one segment after an unsealed one (a
+/// roll-over whose `End` record did not reach the disk), a last segment whose checkpoint did
+/// not, and segments before a gap in the numbers (deletions after a purge that only partly
+/// reached the disk). Anything else out of place is damage, and opening reports it.
 fn replay(dir: &Path) -> StorageResult<State> {
-    let numbers = list_segments(dir)?;
-    let mut state = State {
-        next_segment: numbers.last().map_or(1, |last| last + 1),
-        ..State::default()
-    };
+    let mut numbers = list_segments(dir)?;
     let mut removed = Vec::new();
-    let mut stopped = false;
+    if let Some(gap) = numbers.windows(2).rposition(|pair| pair[1] != pair[0] + 1) {
+        removed.extend(numbers.drain(..=gap));
+    }
+    let mut state = State::default();
+    let mut unsealed: Option<u64> = None;
+    let last_position = numbers.len().saturating_sub(1);
     for (position, &number) in numbers.iter().enumerate() {
-        if stopped {
+        let is_last = position == last_position;
+        if let Some(open) = unsealed {
+            if !is_last {
+                return Err(damaged(
+                    "log",
+                    format!("segments follow segment {open}, which was never sealed"),
+                ));
+            }
             removed.push(number);
             continue;
         }
         let path = segment_path(dir, number);
         let bytes = std::fs::read(&path)?;
         let Some(replayed) = replay_segment(&bytes, number, &mut state) else {
-            let only_first_segment = number == 1 && numbers.len() == 1;
-            if position == 0 && !only_first_segment {
+            // A fresh log's first segment, or a roll-over's, whose checkpoint was not flushed.
+            let never_flushed = is_last && (position > 0 || number == 1);
+            if !never_flushed {
                 return Err(damaged(
                     "log",
                     format!("segment {number} does not start with a valid checkpoint"),
                 ));
             }
             removed.push(number);
-            stopped = true;
             continue;
         };
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
@@ -493,7 +539,7 @@ fn replay(dir: &Path) -> StorageResult<State> {
         state.tail = match replayed {
             Replayed::Sealed => None,
             Replayed::Open { offset, crc } => {
-                stopped = true;
+                unsealed = Some(number);
                 Some(Tail {
                     segment: number,
                     offset: offset as u64,
@@ -503,6 +549,12 @@ fn replay(dir: &Path) -> StorageResult<State> {
             }
         };
     }
+    // Numbers of removed segments are used again: their files are gone before any new one.
+    state.next_segment = state
+        .segments
+        .keys()
+        .next_back()
+        .map_or(1, |last| last.saturating_add(1));
     for number in &removed {
         std::fs::remove_file(segment_path(dir, *number))?;
     }

@@ -86,6 +86,9 @@ impl Prepared {
         while left > 0 {
             let piece = left.min(ZERO_CHUNK as u64) as usize;
             file.write_all(&zeros[..piece])?;
+            // Flushed piece by piece: one flush of the whole file would put megabytes in the
+            // disk's queue ahead of the log's small flushes.
+            file.sync_data()?;
             left -= piece as u64;
         }
         file.sync_all()?;
@@ -100,13 +103,8 @@ impl Prepared {
         Ok(Prepared { path, ..self })
     }
 
-    /// The file's size.
-    pub(crate) fn size(&self) -> u64 {
-        self.size
-    }
-
     /// Renames the file to segment `number` and flushes the directory; returns the file.
-    pub(crate) fn activate(self, dir: &Path, number: u64) -> std::io::Result<File> {
+    fn activate(self, dir: &Path, number: u64) -> std::io::Result<File> {
         fs::rename(&self.path, segment_path(dir, number))?;
         sync_dir(dir)?;
         Ok(self.file)
@@ -162,9 +160,14 @@ impl Preparer {
         })
     }
 
-    /// A prepared file of at least `min_size` bytes: the one prepared ahead if it is large
-    /// enough (waiting for it if it is under way), else one made now.
-    pub(crate) fn take(&self, min_size: u64) -> std::io::Result<Prepared> {
+    /// Segment `number` of at least `min_size` bytes, renamed into place (directory flushed):
+    /// the file prepared ahead if it is large enough (waiting for it if it is under way), else
+    /// one made now. Returns the file and its size.
+    pub(crate) fn take_as_segment(
+        &self,
+        min_size: u64,
+        number: u64,
+    ) -> std::io::Result<(File, u64)> {
         if min_size > self.size {
             // An entry larger than a segment gets a segment of its own size.
             let name = {
@@ -172,14 +175,22 @@ impl Preparer {
                 slot.next_name += 1;
                 slot.next_name
             };
-            return Prepared::create(&self.dir, min_size, name);
+            let made = Prepared::create(&self.dir, min_size, name)?;
+            let size = made.size;
+            return Ok((made.activate(&self.dir, number)?, size));
         }
         let mut slot = lock(&self.shared.slot);
         loop {
             if let Some(ready) = slot.ready.take() {
+                // Renamed before the preparer may start the next one: it renames its file to
+                // the same ready name, which would replace this one.
+                let activated = ready.and_then(|ready| {
+                    let size = ready.size;
+                    ready.activate(&self.dir, number).map(|file| (file, size))
+                });
                 slot.wanted = true;
                 self.shared.changed.notify_all();
-                return ready;
+                return activated;
             }
             slot = self
                 .shared
