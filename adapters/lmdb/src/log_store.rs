@@ -24,7 +24,7 @@ use dbadger_core::storage::{FlushCallback, LogBounds, LogStore, StorageResult};
 
 use crate::damaged;
 use crate::environment::{CLUSTER_ID_KEY, NODE_ID_KEY, Shared, VOTE_KEY};
-use crate::segment_log::{LogWrite, SegmentLog};
+use crate::segment_log::{LogWrite, SegmentLog, check_entry_size};
 
 /// Counters of the writer thread, for benchmarks and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -329,20 +329,45 @@ impl LogStore for LmdbLogStore {
             }
             next = Some(entry.log_id.index + 1);
         }
+        let mut encoded = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            let bytes = encode_entry(entry);
+            // Refused here, for this append alone (in the writer it would fail the store).
+            check_entry_size(bytes.len())?;
+            encoded.push((entry.log_id.index, 0, entry.log_id, bytes));
+        }
         let generation = overlay.next_generation;
         overlay.next_generation += 1;
-        let mut encoded = Vec::with_capacity(entries.len());
-        for entry in entries {
+        let last_before = overlay.last_index;
+        for (entry, (_, entry_generation, _, _)) in entries.into_iter().zip(&mut encoded) {
+            *entry_generation = generation;
             let index = entry.log_id.index;
-            encoded.push((index, generation, entry.log_id, encode_entry(&entry)));
             overlay.entries.insert(index, (generation, entry));
             overlay.last_index = Some(index);
         }
         drop(overlay);
-        self.send(Job::Append {
+        let indices: Vec<u64> = encoded.iter().map(|(index, ..)| *index).collect();
+        let sent = self.send(Job::Append {
             entries: encoded,
             done: on_durable,
-        })
+        });
+        if sent.is_err() {
+            // Never queued: the entries must not stay readable.
+            let mut overlay = self.overlay();
+            for index in indices {
+                if overlay
+                    .entries
+                    .get(&index)
+                    .is_some_and(|(g, _)| *g == generation)
+                {
+                    overlay.entries.remove(&index);
+                }
+            }
+            if overlay.next_generation == generation + 1 {
+                overlay.last_index = last_before;
+            }
+        }
+        sent
     }
 
     fn truncate_after(&self, last_kept: Option<&LogId>) -> StorageResult<()> {

@@ -414,3 +414,67 @@ fn many_roll_overs_keep_every_entry() {
         vec![entry(1, last)]
     );
 }
+
+fn small_options() -> LmdbOptions {
+    LmdbOptions {
+        max_size_bytes: 256 << 10,
+        log_segment_bytes: 16 << 10,
+        ..LmdbOptions::default()
+    }
+}
+
+/// A segment missing from the middle of the log (no purge removed it) is damage: the log
+/// would have a hole. Opening reports it and removes nothing.
+#[test]
+fn a_missing_middle_segment_is_reported() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    drop({
+        let log = open(dir.path());
+        for index in 1..=60 {
+            append_durably(&log, vec![entry(1, index)]);
+        }
+        log
+    });
+    let mut segments = segment_files(dir.path());
+    assert!(segments.len() >= 4, "{segments:?}");
+    fs::remove_file(segments.remove(1)).expect("remove a middle segment");
+    let error = LmdbStore::open(dir.path(), small_options()).expect_err("opened with a hole");
+    assert!(
+        error.to_string().contains("missing"),
+        "unexpected error: {error}"
+    );
+    assert_eq!(segment_files(dir.path()), segments, "segments were removed");
+}
+
+/// A record whose checksum holds but whose payload does not decode is not a torn write:
+/// taking it for the end of the log would drop acknowledged entries after it.
+#[test]
+fn a_record_that_checks_but_does_not_decode_is_reported() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    drop({
+        let log = open(dir.path());
+        append_durably(&log, entries(1, 1..=3));
+        log
+    });
+    let last = segment_files(dir.path()).pop().expect("a segment");
+    let mut bytes = fs::read(&last).expect("read segment");
+    // The checkpoint is the first record; the first entry's header follows it.
+    let checkpoint_len = 9 + u32::from_le_bytes(bytes[0..4].try_into().expect("len")) as usize;
+    let header = checkpoint_len;
+    let len = u32::from_le_bytes(bytes[header..header + 4].try_into().expect("len")) as usize;
+    let payload = header + 9;
+    // A version byte no build writes, then the checksum recomputed as the writer would.
+    bytes[payload] = 0xee;
+    let previous = u32::from_le_bytes(bytes[4..8].try_into().expect("crc"));
+    let mut hasher = crc32fast::Hasher::new_with_initial(previous);
+    hasher.update(&bytes[header..header + 4]);
+    hasher.update(&bytes[header + 8..payload + len]);
+    let crc = hasher.finalize();
+    bytes[header + 4..header + 8].copy_from_slice(&crc.to_le_bytes());
+    fs::write(&last, &bytes).expect("rewrite the segment");
+    let error = LmdbStore::open(dir.path(), small_options()).expect_err("opened");
+    assert!(
+        error.to_string().contains("does not decode"),
+        "unexpected error: {error}"
+    );
+}

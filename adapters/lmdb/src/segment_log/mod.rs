@@ -26,7 +26,9 @@ use dbadger_core::storage::StorageResult;
 use crate::damaged;
 use crate::environment::Shared;
 use crate::faults::FaultPoint;
-use record::{HEADER_BYTES, Record, encode_entry_record, encode_record, read_record, segment_seed};
+use record::{
+    HEADER_BYTES, Record, Stop, encode_entry_record, encode_record, read_record, segment_seed,
+};
 use segment::{Preparer, list_segments, segment_path, sync_dir};
 
 /// Room kept at the end of every segment for its `End` record.
@@ -84,6 +86,8 @@ struct State {
     next_segment: u64,
     /// Segments written since the last flush.
     unflushed: BTreeSet<u64>,
+    /// What the records written since the last flush change, applied once they are flushed.
+    unsynced_changes: Vec<Change>,
 }
 
 /// What a record changes in the log's state.
@@ -310,13 +314,8 @@ impl SegmentLog {
     /// maximum is refused before anything is written.
     pub(crate) fn write(&self, writes: &[LogWrite<'_>]) -> StorageResult<()> {
         for write in writes {
-            if let LogWrite::Entry { encoded, .. } = write
-                && encoded.len() > MAX_RECORD_BYTES
-            {
-                return Err(StorageError::Contract(format!(
-                    "a log entry of {} bytes is larger than a log record can hold",
-                    encoded.len()
-                )));
+            if let LogWrite::Entry { encoded, .. } = write {
+                check_entry_size(encoded.len())?;
             }
         }
         let mut state = self.lock();
@@ -342,9 +341,9 @@ impl SegmentLog {
             return Ok(());
         }
         self.write_at(state, tail.segment, tail.offset, &batch.bytes)?;
-        for change in batch.changes.drain(..) {
-            state.apply(change);
-        }
+        // Readers see the changes once they are durable (until then the log store's overlay
+        // has the entries): after a failed flush the state shows what the disk holds.
+        state.unsynced_changes.append(&mut batch.changes);
         let tail = Tail {
             offset: tail.offset + batch.bytes.len() as u64,
             crc: batch.crc,
@@ -420,7 +419,8 @@ impl SegmentLog {
         Ok(state)
     }
 
-    /// Flushes every segment written since the last flush, oldest first.
+    /// Flushes every segment written since the last flush, oldest first, then applies what
+    /// the flushed records change.
     pub(crate) fn sync(&self) -> StorageResult<()> {
         let files: Vec<Arc<File>> = {
             let mut state = self.lock();
@@ -433,6 +433,11 @@ impl SegmentLog {
         for file in files {
             self.shared.inject(FaultPoint::Sync)?;
             file.sync_data()?;
+        }
+        let mut state = self.lock();
+        let changes = std::mem::take(&mut state.unsynced_changes);
+        for change in changes {
+            state.apply(change);
         }
         Ok(())
     }
@@ -488,6 +493,16 @@ impl SegmentLog {
     }
 }
 
+/// Fails for an encoded entry too large for one record (its length field is 32 bits).
+pub(crate) fn check_entry_size(bytes: usize) -> StorageResult<()> {
+    if bytes > MAX_RECORD_BYTES {
+        return Err(StorageError::Contract(format!(
+            "a log entry of {bytes} bytes is larger than a log record can hold"
+        )));
+    }
+    Ok(())
+}
+
 fn round_up(bytes: u64) -> u64 {
     bytes.div_ceil(SEGMENT_GRANULE) * SEGMENT_GRANULE
 }
@@ -501,7 +516,10 @@ fn round_up(bytes: u64) -> u64 {
 fn replay(dir: &Path) -> StorageResult<State> {
     let mut numbers = list_segments(dir)?;
     let mut removed = Vec::new();
-    if let Some(gap) = numbers.windows(2).rposition(|pair| pair[1] != pair[0] + 1) {
+    let gap = numbers
+        .windows(2)
+        .rposition(|pair| pair[0].checked_add(1) != Some(pair[1]));
+    if let Some(gap) = gap {
         removed.extend(numbers.drain(..=gap));
     }
     let mut state = State::default();
@@ -521,7 +539,7 @@ fn replay(dir: &Path) -> StorageResult<State> {
         }
         let path = segment_path(dir, number);
         let bytes = std::fs::read(&path)?;
-        let Some(replayed) = replay_segment(&bytes, number, &mut state) else {
+        let Some(replayed) = replay_segment(&bytes, number, &mut state)? else {
             // A fresh log's first segment, or a roll-over's, whose checkpoint was not flushed.
             let never_flushed = is_last && (position > 0 || number == 1);
             if !never_flushed {
@@ -549,6 +567,14 @@ fn replay(dir: &Path) -> StorageResult<State> {
             }
         };
     }
+    if gap.is_some() && state.last_purged.is_none() {
+        // Deletions follow a purge, whose id the next segment's checkpoint carries.
+        return Err(damaged(
+            "log",
+            "a segment is missing, and no purge explains the gap",
+        ));
+    }
+    check_continuity(&state)?;
     // Numbers of removed segments are used again: their files are gone before any new one.
     state.next_segment = state
         .segments
@@ -571,19 +597,30 @@ enum Replayed {
     Open { offset: usize, crc: u32 },
 }
 
-/// Applies one segment's records to `state`; `None` if it does not start with its checkpoint.
-fn replay_segment(bytes: &[u8], number: u64, state: &mut State) -> Option<Replayed> {
-    let first = read_record(bytes, 0, segment_seed(number)).ok()?;
+/// Applies one segment's records to `state`; `None` if its checkpoint does not check (it
+/// never reached the disk). Records that check but are out of place are damage.
+fn replay_segment(bytes: &[u8], number: u64, state: &mut State) -> StorageResult<Option<Replayed>> {
+    let out_of_place = |what: &str, offset: usize| {
+        damaged(
+            "log",
+            format!("segment {number} holds {what} at offset {offset}"),
+        )
+    };
+    let first = match read_record(bytes, 0, segment_seed(number)) {
+        Ok(first) => first,
+        Err(Stop::Undecodable) => return Err(out_of_place("a record that does not decode", 0)),
+        Err(Stop::Unwritten | Stop::Invalid) => return Ok(None),
+    };
     let Record::Checkpoint {
         segment,
         last_purged,
         committed,
     } = first.record
     else {
-        return None;
+        return Err(out_of_place("a first record other than its checkpoint", 0));
     };
     if segment != number {
-        return None;
+        return Err(out_of_place("the checkpoint of another segment", 0));
     }
     state.apply(Change::Checkpoint {
         last_purged,
@@ -593,11 +630,19 @@ fn replay_segment(bytes: &[u8], number: u64, state: &mut State) -> Option<Replay
     let (mut committed_offset, mut committed_crc) = (first.end, first.crc);
     let (mut offset, mut crc) = (committed_offset, committed_crc);
     let mut group = Vec::new();
-    while let Ok(read) = read_record(bytes, offset, crc) {
+    loop {
+        let read = match read_record(bytes, offset, crc) {
+            Ok(read) => read,
+            Err(Stop::Undecodable) => {
+                return Err(out_of_place("a record that does not decode", offset));
+            }
+            Err(Stop::Unwritten | Stop::Invalid) => break,
+        };
+        let at = offset;
         offset = read.end;
         crc = read.crc;
         let change = match read.record {
-            Record::Checkpoint { .. } => break,
+            Record::Checkpoint { .. } => return Err(out_of_place("a second checkpoint", at)),
             Record::Entry(entry) => Change::Entry(Location {
                 log_id: entry.log_id,
                 segment: number,
@@ -614,13 +659,29 @@ fn replay_segment(bytes: &[u8], number: u64, state: &mut State) -> Option<Replay
                 (committed_offset, committed_crc) = (offset, crc);
                 continue;
             }
-            Record::End if group.is_empty() => return Some(Replayed::Sealed),
-            Record::End => break,
+            Record::End if group.is_empty() => return Ok(Some(Replayed::Sealed)),
+            Record::End => return Err(out_of_place("an end record inside a group", at)),
         };
         group.push(change);
     }
-    Some(Replayed::Open {
+    Ok(Some(Replayed::Open {
         offset: committed_offset,
         crc: committed_crc,
-    })
+    }))
+}
+
+/// The entries replay found must run without a hole from the last purged one: anything else
+/// means a segment is missing or damaged, and is reported before any file is removed.
+fn check_continuity(state: &State) -> StorageResult<()> {
+    let mut expected = state.last_purged.and_then(|id| id.index.checked_add(1));
+    for &index in state.entries.keys() {
+        if expected.is_some_and(|expected| expected != index) {
+            return Err(damaged(
+                "log",
+                format!("the segments hold no entry before {index}"),
+            ));
+        }
+        expected = index.checked_add(1);
+    }
+    Ok(())
 }

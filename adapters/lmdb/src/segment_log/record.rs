@@ -132,6 +132,10 @@ pub(crate) enum Stop {
     /// A record that does not check (torn by a crash, or stale bytes of an older chain), or
     /// the end of the file.
     Invalid,
+    /// A record that checks but does not decode: written by a build that disagrees with this
+    /// one, or damaged in a way a crash does not produce. Never taken for the end of the log,
+    /// which would drop acknowledged data.
+    Undecodable,
 }
 
 /// Reads the record at `offset` of `segment`, chained from `previous_crc`.
@@ -160,9 +164,7 @@ pub(crate) fn read_record(
     if hasher.finalize() != crc {
         return Err(Stop::Invalid);
     }
-    // A record that checks but does not decode was written by a build that disagrees with
-    // this one: it is not a crash artefact, and stopping here would lose acknowledged data.
-    let record = decode_payload(kind, payload).ok_or(Stop::Invalid)?;
+    let record = decode_payload(kind, payload).ok_or(Stop::Undecodable)?;
     Ok(ReadRecord {
         record,
         payload_offset,

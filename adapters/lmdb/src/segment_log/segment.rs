@@ -31,15 +31,22 @@ pub(crate) fn list_segments(dir: &Path) -> std::io::Result<Vec<u64>> {
         let name = name.to_string_lossy();
         if name.ends_with(PREPARING_SUFFIX) {
             fs::remove_file(item.path())?;
-        } else if let Some(number) = name
-            .strip_suffix(SEGMENT_SUFFIX)
-            .and_then(|stem| stem.parse().ok())
-        {
+        } else if let Some(number) = segment_number(&name) {
             numbers.push(number);
         }
     }
     numbers.sort_unstable();
     Ok(numbers)
+}
+
+/// The number of a file named as [`segment_path`] names segments (exactly 20 digits and the
+/// suffix); any other name is not a segment.
+fn segment_number(name: &str) -> Option<u64> {
+    let stem = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if stem.len() != 20 || !stem.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok()
 }
 
 /// Flushes `dir` itself, so that a created, renamed or removed file stays so after a crash.
@@ -75,24 +82,21 @@ impl Prepared {
     /// Creates a file of `size` zero bytes in `dir` and flushes it.
     fn create(dir: &Path, size: u64, name: u64) -> std::io::Result<Prepared> {
         let path = dir.join(format!("{name:020}{PREPARING_SUFFIX}"));
-        let mut file = OpenOptions::new()
+        let filled = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(true)
-            .open(&path)?;
-        let zeros = vec![0u8; ZERO_CHUNK];
-        let mut left = size;
-        while left > 0 {
-            let piece = left.min(ZERO_CHUNK as u64) as usize;
-            file.write_all(&zeros[..piece])?;
-            // Flushed piece by piece: one flush of the whole file would put megabytes in the
-            // disk's queue ahead of the log's small flushes.
-            file.sync_data()?;
-            left -= piece as u64;
+            .open(&path)
+            .and_then(|file| zero_fill(file, size));
+        match filled {
+            Ok(file) => Ok(Prepared { path, file, size }),
+            Err(error) => {
+                // A partial file would take space the store does not count until the next open.
+                let _ = fs::remove_file(&path);
+                Err(error)
+            }
         }
-        file.sync_all()?;
-        Ok(Prepared { path, file, size })
     }
 
     /// Renames a prepared file to the name a later run reuses.
@@ -111,12 +115,30 @@ impl Prepared {
     }
 }
 
+/// Writes `size` zero bytes to `file` and flushes it.
+fn zero_fill(mut file: File, size: u64) -> std::io::Result<File> {
+    let zeros = vec![0u8; ZERO_CHUNK];
+    let mut left = size;
+    while left > 0 {
+        let piece = left.min(ZERO_CHUNK as u64) as usize;
+        file.write_all(&zeros[..piece])?;
+        // Flushed piece by piece: one flush of the whole file would put megabytes in the
+        // disk's queue ahead of the log's small flushes.
+        file.sync_data()?;
+        left -= piece as u64;
+    }
+    file.sync_all()?;
+    Ok(file)
+}
+
 #[derive(Debug, Default)]
 struct Slot {
     ready: Option<std::io::Result<Prepared>>,
     /// Set when a segment was taken: prepare the next one.
     wanted: bool,
     closing: bool,
+    /// The preparer thread has ended.
+    stopped: bool,
     next_name: u64,
 }
 
@@ -192,6 +214,11 @@ impl Preparer {
                 self.shared.changed.notify_all();
                 return activated;
             }
+            if slot.stopped {
+                return Err(std::io::Error::other(
+                    "the thread that prepares the log's segments has stopped",
+                ));
+            }
             slot = self
                 .shared
                 .changed
@@ -211,7 +238,19 @@ impl Drop for Preparer {
     }
 }
 
+/// Marks the slot stopped when the preparer thread ends for any reason (a panic included),
+/// so that a writer waiting for a segment gets an error instead of waiting forever.
+struct StopNotice<'a>(&'a SlotShared);
+
+impl Drop for StopNotice<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.slot).stopped = true;
+        self.0.changed.notify_all();
+    }
+}
+
 fn prepare_ahead(dir: &Path, size: u64, shared: &SlotShared) {
+    let _notice = StopNotice(shared);
     loop {
         let name = {
             let mut slot = lock(&shared.slot);
@@ -228,7 +267,12 @@ fn prepare_ahead(dir: &Path, size: u64, shared: &SlotShared) {
             slot.next_name += 1;
             slot.next_name
         };
-        let prepared = Prepared::create(dir, size, name).and_then(|made| made.keep_ready(dir));
+        let prepared = Prepared::create(dir, size, name).and_then(|made| {
+            let made_path = made.path.clone();
+            made.keep_ready(dir).inspect_err(|_| {
+                let _ = fs::remove_file(&made_path);
+            })
+        });
         let mut slot = lock(&shared.slot);
         slot.ready = Some(prepared);
         shared.changed.notify_all();
