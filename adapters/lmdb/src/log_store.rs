@@ -24,6 +24,7 @@ use dbadger_core::storage::{FlushCallback, LogBounds, LogStore, StorageResult};
 
 use crate::damaged;
 use crate::environment::{CLUSTER_ID_KEY, NODE_ID_KEY, Shared, VOTE_KEY};
+use crate::faults::FaultPoint;
 use crate::segment_log::{LogWrite, SegmentLog, check_entry_size};
 
 /// Counters of the writer thread, for benchmarks and metrics.
@@ -522,7 +523,7 @@ fn write_group(shared: &Shared, segments: &SegmentLog, group: &[Job]) -> Storage
         let dbs = &shared.dbs;
         let mut txn = shared.write_txn()?;
         for write in others {
-            shared.inject(crate::faults::FaultPoint::Write)?;
+            shared.inject(FaultPoint::Write)?;
             let (key, value) = match write {
                 MetaWrite::Vote(vote) => (VOTE_KEY, encode_vote(vote)),
                 MetaWrite::NodeId(id) => (NODE_ID_KEY, id.to_be_bytes().to_vec()),

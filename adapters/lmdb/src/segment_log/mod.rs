@@ -332,7 +332,8 @@ impl SegmentLog {
         self.write_batch(&mut state, &mut batch)
     }
 
-    /// Writes the batch's records at the tail and applies what they change.
+    /// Writes the batch's records at the tail; what they change is applied by the next
+    /// [`SegmentLog::sync`].
     fn write_batch(&self, state: &mut State, batch: &mut Batch) -> StorageResult<()> {
         let Some(tail) = batch.tail else {
             return Ok(());
