@@ -6,7 +6,7 @@
 //!
 //! Only the log writer thread writes ([`SegmentLog::write`], [`SegmentLog::sync`]); readers
 //! find entries through an in-memory index of where each one lies, and read them with
-//! positioned reads. Opening replays every segment to rebuild the index ([`replay`]).
+//! positioned reads. Opening replays every segment to rebuild the index (module [`mod@replay`]).
 
 mod record;
 mod replay;
