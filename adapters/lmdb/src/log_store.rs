@@ -79,8 +79,10 @@ const UNWAITED_WRITE_DELAY: Duration = Duration::from_millis(50);
 
 enum Job {
     Append {
-        /// (index, generation, log id, encoded entry)
-        entries: Vec<(u64, u64, LogId, Vec<u8>)>,
+        /// The append's generation in the overlay (see `Overlay::entries`).
+        generation: u64,
+        /// Each entry's id and encoding.
+        entries: Vec<(LogId, Vec<u8>)>,
         done: FlushCallback,
     },
     Meta {
@@ -330,40 +332,32 @@ impl LogStore for LmdbLogStore {
             }
             next = Some(entry.log_id.index + 1);
         }
-        let mut encoded = Vec::with_capacity(entries.len());
-        for entry in &entries {
-            let bytes = encode_entry(entry);
+        let encoded: Vec<(LogId, Vec<u8>)> = entries
+            .iter()
+            .map(|entry| (entry.log_id, encode_entry(entry)))
+            .collect();
+        for (_, bytes) in &encoded {
             // Refused here, for this append alone (in the writer it would fail the store).
             check_entry_size(bytes.len())?;
-            encoded.push((entry.log_id.index, 0, entry.log_id, bytes));
         }
         let generation = overlay.next_generation;
         overlay.next_generation += 1;
         let last_before = overlay.last_index;
-        for (entry, (_, entry_generation, _, _)) in entries.into_iter().zip(&mut encoded) {
-            *entry_generation = generation;
+        for entry in entries {
             let index = entry.log_id.index;
             overlay.entries.insert(index, (generation, entry));
             overlay.last_index = Some(index);
         }
         drop(overlay);
-        let indices: Vec<u64> = encoded.iter().map(|(index, ..)| *index).collect();
         let sent = self.send(Job::Append {
+            generation,
             entries: encoded,
             done: on_durable,
         });
         if sent.is_err() {
             // Never queued: the entries must not stay readable.
             let mut overlay = self.overlay();
-            for index in indices {
-                if overlay
-                    .entries
-                    .get(&index)
-                    .is_some_and(|(g, _)| *g == generation)
-                {
-                    overlay.entries.remove(&index);
-                }
-            }
+            overlay.entries.retain(|_, (g, _)| *g != generation);
             if overlay.next_generation == generation + 1 {
                 overlay.last_index = last_before;
             }
@@ -490,18 +484,15 @@ fn take_queued(jobs: &Receiver<Job>, group: &mut Vec<Job>, limit: usize) {
 fn write_group(shared: &Shared, segments: &SegmentLog, group: &[Job]) -> StorageResult<()> {
     shared.refuse_after_failure()?;
     let mut log_writes = Vec::new();
-    let mut others = Vec::new();
+    // The vote and ids, as LMDB keys and values.
+    let mut meta = Vec::new();
     for job in group {
         match job {
             Job::Append { entries, .. } => {
-                log_writes.extend(
-                    entries
-                        .iter()
-                        .map(|(_, _, log_id, encoded)| LogWrite::Entry {
-                            log_id: *log_id,
-                            encoded,
-                        }),
-                );
+                log_writes.extend(entries.iter().map(|(log_id, encoded)| LogWrite::Entry {
+                    log_id: *log_id,
+                    encoded,
+                }));
             }
             Job::Meta { write, .. } => match write {
                 MetaWrite::Committed(committed) => log_writes.push(LogWrite::Committed(*committed)),
@@ -509,8 +500,10 @@ fn write_group(shared: &Shared, segments: &SegmentLog, group: &[Job]) -> Storage
                     log_writes.push(LogWrite::TruncateAfter(*last_kept));
                 }
                 MetaWrite::Purge(log_id) => log_writes.push(LogWrite::Purge(*log_id)),
-                MetaWrite::Vote(_) | MetaWrite::NodeId(_) | MetaWrite::ClusterId(_) => {
-                    others.push(write);
+                MetaWrite::Vote(vote) => meta.push((VOTE_KEY, encode_vote(vote))),
+                MetaWrite::NodeId(id) => meta.push((NODE_ID_KEY, id.to_be_bytes().to_vec())),
+                MetaWrite::ClusterId(id) => {
+                    meta.push((CLUSTER_ID_KEY, id.to_be_bytes().to_vec()));
                 }
             },
         }
@@ -519,20 +512,13 @@ fn write_group(shared: &Shared, segments: &SegmentLog, group: &[Job]) -> Storage
         segments.write(&log_writes)?;
         segments.sync()?;
     }
-    if !others.is_empty() {
-        let dbs = &shared.dbs;
+    if !meta.is_empty() {
         let mut txn = shared.write_txn()?;
-        for write in others {
+        for (key, value) in meta {
             shared.inject(FaultPoint::Write)?;
-            let (key, value) = match write {
-                MetaWrite::Vote(vote) => (VOTE_KEY, encode_vote(vote)),
-                MetaWrite::NodeId(id) => (NODE_ID_KEY, id.to_be_bytes().to_vec()),
-                MetaWrite::ClusterId(id) => (CLUSTER_ID_KEY, id.to_be_bytes().to_vec()),
-                MetaWrite::Committed(_) | MetaWrite::TruncateAfter(_) | MetaWrite::Purge(_) => {
-                    continue;
-                }
-            };
-            dbs.raft_meta
+            shared
+                .dbs
+                .raft_meta
                 .put(&mut txn, key, &value)
                 .map_err(|e| shared.error(e))?;
         }
@@ -552,14 +538,20 @@ fn write_group(shared: &Shared, segments: &SegmentLog, group: &[Job]) -> Storage
 fn forget_written(overlay: &Mutex<Overlay>, group: &[Job]) {
     let mut overlay = lock(overlay);
     for job in group {
-        if let Job::Append { entries, .. } = job {
-            for (index, generation, _, _) in entries {
+        if let Job::Append {
+            generation,
+            entries,
+            ..
+        } = job
+        {
+            for (log_id, _) in entries {
+                let index = log_id.index;
                 if overlay
                     .entries
-                    .get(index)
+                    .get(&index)
                     .is_some_and(|(g, _)| g == generation)
                 {
-                    overlay.entries.remove(index);
+                    overlay.entries.remove(&index);
                 }
             }
         }

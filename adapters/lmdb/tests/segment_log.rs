@@ -33,13 +33,31 @@ fn entries(term: u64, indices: std::ops::RangeInclusive<u64>) -> Vec<LogEntry> {
 }
 
 /// Segments of 16 KiB (the smallest): a store of 256 KiB gets them.
-fn open(dir: &Path) -> LmdbLogStore {
-    let options = LmdbOptions {
+fn small_options() -> LmdbOptions {
+    LmdbOptions {
         max_size_bytes: 256 << 10,
         log_segment_bytes: 16 << 10,
         ..LmdbOptions::default()
-    };
-    LmdbStore::open(dir, options).expect("open").into_parts().0
+    }
+}
+
+fn open(dir: &Path) -> LmdbLogStore {
+    LmdbStore::open(dir, small_options())
+        .expect("open")
+        .into_parts()
+        .0
+}
+
+/// The error of opening the store in `dir`, which must fail.
+fn open_error(dir: &Path) -> StorageError {
+    LmdbStore::open(dir, small_options()).expect_err("the store opened")
+}
+
+/// Entries 1..=`last` of term 1, one append (one record group) each.
+fn append_one_by_one(log: &LmdbLogStore, last: u64) {
+    for index in 1..=last {
+        append_durably(log, vec![entry(1, index)]);
+    }
 }
 
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
@@ -80,9 +98,7 @@ fn entries_roll_over_into_new_segments_and_read_back_after_reopen() {
     let dir = tempfile::tempdir().expect("temporary directory");
     {
         let log = open(dir.path());
-        for index in 1..=60 {
-            append_durably(&log, vec![entry(1, index)]);
-        }
+        append_one_by_one(&log, 60);
         assert_eq!(indices(&log), (1..=60).collect::<Vec<_>>());
     }
     assert!(
@@ -103,9 +119,7 @@ fn a_purge_removes_the_segments_it_emptied_and_survives_reopen() {
     let before;
     {
         let log = open(dir.path());
-        for index in 1..=60 {
-            append_durably(&log, vec![entry(1, index)]);
-        }
+        append_one_by_one(&log, 60);
         before = segment_files(dir.path());
         log.purge_through(&log_id(1, 50)).expect("purge");
         let after = segment_files(dir.path());
@@ -277,9 +291,7 @@ fn a_damaged_first_segment_is_reported() {
     let dir = tempfile::tempdir().expect("temporary directory");
     drop({
         let log = open(dir.path());
-        for index in 1..=60 {
-            append_durably(&log, vec![entry(1, index)]);
-        }
+        append_one_by_one(&log, 60);
         log.purge_through(&log_id(1, 50)).expect("purge");
         log
     });
@@ -287,12 +299,7 @@ fn a_damaged_first_segment_is_reported() {
     let mut bytes = fs::read(&first).expect("read segment");
     bytes[4] ^= 0xff;
     fs::write(&first, &bytes).expect("damage the checkpoint");
-    let options = LmdbOptions {
-        max_size_bytes: 256 << 10,
-        log_segment_bytes: 16 << 10,
-        ..LmdbOptions::default()
-    };
-    let error = LmdbStore::open(dir.path(), options).expect_err("a damaged log opened");
+    let error = open_error(dir.path());
     assert!(
         matches!(&error, StorageError::Io(_)) && error.to_string().contains("checkpoint"),
         "unexpected error: {error}"
@@ -334,9 +341,7 @@ fn a_segment_before_a_gap_is_ignored() {
     let saved;
     {
         let log = open(dir.path());
-        for index in 1..=60 {
-            append_durably(&log, vec![entry(1, index)]);
-        }
+        append_one_by_one(&log, 60);
         let first = segment_files(dir.path()).remove(0);
         saved = (first.clone(), fs::read(&first).expect("first segment"));
         log.truncate_after(Some(&log_id(1, 55))).expect("truncate");
@@ -356,13 +361,7 @@ fn a_segment_before_a_gap_is_ignored() {
 #[test]
 fn segments_after_an_unsealed_one_are_reported() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    drop({
-        let log = open(dir.path());
-        for index in 1..=60 {
-            append_durably(&log, vec![entry(1, index)]);
-        }
-        log
-    });
+    append_one_by_one(&open(dir.path()), 60);
     let segments = segment_files(dir.path());
     assert!(segments.len() >= 4, "{segments:?}");
     let mut bytes = fs::read(&segments[1]).expect("second segment");
@@ -372,12 +371,7 @@ fn segments_after_an_unsealed_one_are_reported() {
         .expect("records in the segment");
     bytes[end_record] ^= 0xff;
     fs::write(&segments[1], bytes).expect("tear the end record");
-    let options = LmdbOptions {
-        max_size_bytes: 256 << 10,
-        log_segment_bytes: 16 << 10,
-        ..LmdbOptions::default()
-    };
-    let error = LmdbStore::open(dir.path(), options).expect_err("opened");
+    let error = open_error(dir.path());
     assert!(
         error.to_string().contains("never sealed"),
         "unexpected error: {error}"
@@ -400,9 +394,7 @@ fn many_roll_overs_keep_every_entry() {
         let (log, _) = LmdbStore::open(dir.path(), options.clone())
             .expect("open")
             .into_parts();
-        for index in 1..=last {
-            append_durably(&log, vec![entry(1, index)]);
-        }
+        append_one_by_one(&log, last);
     }
     assert!(segment_files(dir.path()).len() > 150);
     let (log, _) = LmdbStore::open(dir.path(), options)
@@ -415,30 +407,16 @@ fn many_roll_overs_keep_every_entry() {
     );
 }
 
-fn small_options() -> LmdbOptions {
-    LmdbOptions {
-        max_size_bytes: 256 << 10,
-        log_segment_bytes: 16 << 10,
-        ..LmdbOptions::default()
-    }
-}
-
 /// A segment missing from the middle of the log (no purge removed it) is damage: the log
 /// would have a hole. Opening reports it and removes nothing.
 #[test]
 fn a_missing_middle_segment_is_reported() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    drop({
-        let log = open(dir.path());
-        for index in 1..=60 {
-            append_durably(&log, vec![entry(1, index)]);
-        }
-        log
-    });
+    append_one_by_one(&open(dir.path()), 60);
     let mut segments = segment_files(dir.path());
     assert!(segments.len() >= 4, "{segments:?}");
     fs::remove_file(segments.remove(1)).expect("remove a middle segment");
-    let error = LmdbStore::open(dir.path(), small_options()).expect_err("opened with a hole");
+    let error = open_error(dir.path());
     assert!(
         error.to_string().contains("missing"),
         "unexpected error: {error}"
@@ -472,7 +450,7 @@ fn a_record_that_checks_but_does_not_decode_is_reported() {
     let crc = hasher.finalize();
     bytes[header + 4..header + 8].copy_from_slice(&crc.to_le_bytes());
     fs::write(&last, &bytes).expect("rewrite the segment");
-    let error = LmdbStore::open(dir.path(), small_options()).expect_err("opened");
+    let error = open_error(dir.path());
     assert!(
         error.to_string().contains("does not decode"),
         "unexpected error: {error}"

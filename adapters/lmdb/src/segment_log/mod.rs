@@ -16,7 +16,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dbadger_core::StorageError;
@@ -64,6 +63,13 @@ struct Location {
     len: usize,
 }
 
+/// One segment file of the log.
+#[derive(Debug)]
+struct Segment {
+    file: Arc<File>,
+    size: u64,
+}
+
 /// Where the next record goes.
 #[derive(Debug, Clone, Copy)]
 struct Tail {
@@ -76,8 +82,7 @@ struct Tail {
 #[derive(Debug, Default)]
 struct State {
     entries: BTreeMap<u64, Location>,
-    segments: BTreeMap<u64, Arc<File>>,
-    sizes: BTreeMap<u64, u64>,
+    segments: BTreeMap<u64, Segment>,
     last_purged: Option<LogId>,
     committed: Option<LogId>,
     /// `None`: the next write starts a new segment (a new log, or the last one is sealed).
@@ -142,6 +147,11 @@ impl State {
         }
     }
 
+    /// The bytes of the segment files.
+    fn segment_bytes(&self) -> u64 {
+        self.segments.values().map(|segment| segment.size).sum()
+    }
+
     fn last(&self) -> Option<LogId> {
         self.entries
             .values()
@@ -169,13 +179,11 @@ impl Batch {
         }
     }
 
-    /// Frames `write` after the batch's records; returns the bytes, the crc and the change
-    /// (whose entry location assumes the bytes go right after the batch's).
-    fn frame(&self, write: &LogWrite<'_>) -> (Vec<u8>, u32, Change) {
-        let mut framed = Vec::new();
+    /// Frames `write` after the batch's records, straight into its bytes, and notes what it
+    /// changes (an entry's location assumes the batch goes at its tail).
+    fn push(&mut self, write: &LogWrite<'_>) {
         let (crc, change) = match write {
             LogWrite::Entry { log_id, encoded } => {
-                let crc = encode_entry_record(&mut framed, self.crc, encoded);
                 let (segment, offset) =
                     self.tail.map_or((0, 0), |tail| (tail.segment, tail.offset));
                 let location = Location {
@@ -184,32 +192,35 @@ impl Batch {
                     offset: offset + (self.bytes.len() + HEADER_BYTES) as u64,
                     len: encoded.len(),
                 };
+                let crc = encode_entry_record(&mut self.bytes, self.crc, encoded);
                 (crc, Change::Entry(location))
             }
             LogWrite::TruncateAfter(last_kept) => (
-                encode_record(&mut framed, self.crc, &Record::TruncateAfter(*last_kept)),
+                encode_record(
+                    &mut self.bytes,
+                    self.crc,
+                    &Record::TruncateAfter(*last_kept),
+                ),
                 Change::TruncateAfter(*last_kept),
             ),
             LogWrite::Purge(log_id) => (
-                encode_record(&mut framed, self.crc, &Record::Purge(*log_id)),
+                encode_record(&mut self.bytes, self.crc, &Record::Purge(*log_id)),
                 Change::Purge(*log_id),
             ),
             LogWrite::Committed(committed) => (
-                encode_record(&mut framed, self.crc, &Record::Committed(*committed)),
+                encode_record(&mut self.bytes, self.crc, &Record::Committed(*committed)),
                 Change::Committed(*committed),
             ),
         };
-        (framed, crc, change)
+        self.crc = crc;
+        self.changes.push(change);
     }
 
     /// `writes` framed as one group (their records, then a `Commit`) after `tail`.
     fn group(tail: Option<Tail>, writes: &[LogWrite<'_>]) -> Batch {
         let mut batch = Batch::at(tail);
         for write in writes {
-            let (framed, crc, change) = batch.frame(write);
-            batch.bytes.extend_from_slice(&framed);
-            batch.crc = crc;
-            batch.changes.push(change);
+            batch.push(write);
         }
         batch.crc = encode_record(&mut batch.bytes, batch.crc, &Record::Commit);
         batch
@@ -230,7 +241,6 @@ pub(crate) struct SegmentLog {
     segment_bytes: u64,
     state: Mutex<State>,
     preparer: Preparer,
-    bytes_on_disk: AtomicU64,
 }
 
 impl SegmentLog {
@@ -251,7 +261,6 @@ impl SegmentLog {
         let segment_bytes =
             round_up(segment_bytes.min(shared.options.max_size_bytes / 16)).max(MIN_SEGMENT_BYTES);
         let state = replay(dir)?;
-        let on_disk: u64 = state.sizes.values().sum();
         let preparer = Preparer::start(dir, segment_bytes)?;
         Ok(SegmentLog {
             dir: dir.to_path_buf(),
@@ -259,13 +268,12 @@ impl SegmentLog {
             segment_bytes,
             state: Mutex::new(state),
             preparer,
-            bytes_on_disk: AtomicU64::new(on_disk + segment_bytes),
         })
     }
 
     /// The bytes of the segment files, the one prepared ahead included.
     pub(crate) fn bytes_on_disk(&self) -> u64 {
-        self.bytes_on_disk.load(Ordering::Relaxed)
+        self.lock().segment_bytes() + self.segment_bytes
     }
 
     /// The last purged id and the last entry's id (the last purged for an empty log).
@@ -290,7 +298,10 @@ impl SegmentLog {
                 .entries
                 .range(start..end)
                 .map(|(_, location)| {
-                    let file = state.segments.get(&location.segment).map(Arc::clone);
+                    let file = state
+                        .segments
+                        .get(&location.segment)
+                        .map(|segment| Arc::clone(&segment.file));
                     file.map(|file| (*location, file))
                         .ok_or_else(|| damaged("log", "an entry's segment is missing"))
                 })
@@ -367,7 +378,7 @@ impl SegmentLog {
             .segments
             .get(&segment)
             .ok_or_else(|| damaged("log", "the tail segment is missing"))?;
-        file.write_all_at(bytes, offset)?;
+        file.file.write_all_at(bytes, offset)?;
         state.unflushed.insert(segment);
         Ok(())
     }
@@ -384,7 +395,7 @@ impl SegmentLog {
     ) -> StorageResult<MutexGuard<'a, State>> {
         let size = round_up(needed + CHECKPOINT_ROOM + END_RESERVE).max(self.segment_bytes);
         let max_bytes = self.shared.options.max_size_bytes;
-        if held_to_maximum && self.bytes_on_disk() + size > max_bytes {
+        if held_to_maximum && state.segment_bytes() + self.segment_bytes + size > max_bytes {
             return Err(StorageError::Full { max_bytes });
         }
         if let Some(tail) = state.tail.take() {
@@ -397,9 +408,13 @@ impl SegmentLog {
         let (file, size) = self.preparer.take_as_segment(size, number)?;
         let mut state = self.lock();
         state.next_segment = number.saturating_add(1);
-        state.segments.insert(number, Arc::new(file));
-        state.sizes.insert(number, size);
-        self.bytes_on_disk.fetch_add(size, Ordering::Relaxed);
+        state.segments.insert(
+            number,
+            Segment {
+                file: Arc::new(file),
+                size,
+            },
+        );
         let mut checkpoint = Vec::new();
         let crc = encode_record(
             &mut checkpoint,
@@ -428,7 +443,12 @@ impl SegmentLog {
             let unflushed = std::mem::take(&mut state.unflushed);
             unflushed
                 .iter()
-                .filter_map(|number| state.segments.get(number).map(Arc::clone))
+                .filter_map(|number| {
+                    state
+                        .segments
+                        .get(number)
+                        .map(|segment| Arc::clone(&segment.file))
+                })
                 .collect()
         };
         for file in files {
@@ -469,9 +489,6 @@ impl SegmentLog {
                 .collect();
             for number in &removable {
                 state.segments.remove(number);
-                if let Some(size) = state.sizes.remove(number) {
-                    self.bytes_on_disk.fetch_sub(size, Ordering::Relaxed);
-                }
             }
             removable
         };

@@ -9,7 +9,7 @@ use dbadger_core::storage::StorageResult;
 
 use super::record::{Record, Stop, read_record, segment_seed};
 use super::segment::{list_segments, segment_path, sync_dir};
-use super::{Change, Location, State, Tail};
+use super::{Change, Location, Segment, State, Tail};
 use crate::damaged;
 
 /// Rebuilds the log's state from its segments, in number order. Reading stops at the first
@@ -57,8 +57,13 @@ pub(super) fn replay(dir: &Path) -> StorageResult<State> {
             continue;
         };
         let file = OpenOptions::new().read(true).write(true).open(&path)?;
-        state.segments.insert(number, Arc::new(file));
-        state.sizes.insert(number, bytes.len() as u64);
+        state.segments.insert(
+            number,
+            Segment {
+                file: Arc::new(file),
+                size: bytes.len() as u64,
+            },
+        );
         state.tail = match replayed {
             Replayed::Sealed => None,
             Replayed::Open { offset, crc } => {

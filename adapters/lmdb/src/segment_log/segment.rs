@@ -99,10 +99,13 @@ impl Prepared {
         }
     }
 
-    /// Renames a prepared file to the name a later run reuses.
+    /// Renames a prepared file to the name a later run reuses (removing it if that fails).
     fn keep_ready(self, dir: &Path) -> std::io::Result<Prepared> {
         let path = dir.join(READY_FILE);
-        fs::rename(&self.path, &path)?;
+        if let Err(error) = fs::rename(&self.path, &path) {
+            let _ = fs::remove_file(&self.path);
+            return Err(error);
+        }
         sync_dir(dir)?;
         Ok(Prepared { path, ..self })
     }
@@ -267,12 +270,7 @@ fn prepare_ahead(dir: &Path, size: u64, shared: &SlotShared) {
             slot.next_name += 1;
             slot.next_name
         };
-        let prepared = Prepared::create(dir, size, name).and_then(|made| {
-            let made_path = made.path.clone();
-            made.keep_ready(dir).inspect_err(|_| {
-                let _ = fs::remove_file(&made_path);
-            })
-        });
+        let prepared = Prepared::create(dir, size, name).and_then(|made| made.keep_ready(dir));
         let mut slot = lock(&shared.slot);
         slot.ready = Some(prepared);
         shared.changed.notify_all();
