@@ -184,8 +184,9 @@ async fn cluster_service_manages_membership() {
     let mut cluster = ClusterClient::connect(format!("http://{}", follower.db.addr()))
         .await
         .expect("connect");
-    // Readiness means "applied everything known committed": let the follower finish applying
-    // what the leader has committed so far (nothing is written meanwhile).
+    // A node becomes ready once it has applied everything it knows committed: let the
+    // follower finish applying what the leader has committed so far (nothing is written
+    // meanwhile).
     let leader_committed = nodes
         .iter()
         .find(|n| n.db.is_leader())

@@ -290,8 +290,9 @@ impl Db {
         self.engine.status().failure
     }
 
-    /// Whether this node has not failed, knows a leader and has applied everything it knows to
-    /// be committed.
+    /// Whether this node has not failed, knows a leader and has caught up: it has applied
+    /// everything it knows to be committed, and stays ready while writes in flight keep it
+    /// at most [`crate::READY_APPLY_LAG`] entries behind (see [`NodeStatus::caught_up`]).
     pub fn is_ready(&self) -> bool {
         self.engine.status().is_ready()
     }

@@ -1,7 +1,7 @@
 //! The standard `grpc.health.v1` service (tonic-health), so that orchestrators and probes can
 //! ask a node whether it serves: the overall status (service `""`) and `dbadger.v1.Kv` are
-//! SERVING while the node is ready (it knows a leader and has applied everything it knows to be
-//! committed) and NOT_SERVING otherwise; `dbadger.v1.Cluster` is always SERVING, since status
+//! SERVING while the node is ready ([`crate::NodeStatus::is_ready`]: it knows a leader and has
+//! caught up with what it knows committed) and NOT_SERVING otherwise; `dbadger.v1.Cluster` is always SERVING, since status
 //! and membership answer also on a node that is not ready. Real sockets only.
 
 use std::sync::Arc;
@@ -24,7 +24,10 @@ pub(crate) async fn report_readiness<S: StateMachineStore>(
     reporter
         .set_service_status("dbadger.v1.Cluster", ServingStatus::Serving)
         .await;
-    let mut metrics = node.raft.metrics();
+    // Readiness follows the leader (server metrics) and the commit and applied indexes (data
+    // metrics); the full metrics would wake this task on every step of the Raft core.
+    let mut server = node.raft.server_metrics();
+    let mut data = node.raft.data_metrics();
     let mut reported = None;
     loop {
         let ready = node.is_ready();
@@ -39,7 +42,11 @@ pub(crate) async fn report_readiness<S: StateMachineStore>(
             }
             reported = Some(ready);
         }
-        if metrics.changed().await.is_err() {
+        let changed = tokio::select! {
+            changed = server.changed() => changed,
+            changed = data.changed() => changed,
+        };
+        if changed.is_err() {
             // openraft stopped: the node serves nothing any more.
             for service in READY_SERVICES {
                 reporter

@@ -67,7 +67,7 @@ pub use dbadger_core::{
     Query, ReadPreference, RequestError as Error, Response, StartMode, TlsConfig, Versioned,
 };
 pub use lifecycle::LEFT_MARK;
-pub use node_status::NodeStatus;
+pub use node_status::{NodeStatus, READY_APPLY_LAG};
 pub use restore::{RestoreInfo, SnapshotSource};
 pub use snapshots::SnapshotInfo;
 pub use start_error::StartError;

@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use crate::membership_plan::MembershipChange;
 use crate::metrics::Metrics;
-use crate::node_status::NodeStatus;
+use crate::node_status::{NodeStatus, Readiness};
 use crate::restore::{RestoreInfo, SnapshotSource};
 use crate::routing::LEADER_POLL;
 use crate::runtime::Runtime;
@@ -89,6 +89,8 @@ pub(crate) struct Node<S: StateMachineStore> {
     pub(crate) metrics: Arc<Metrics>,
     /// This node's fencing identity: its cluster id.
     pub(crate) fence: Arc<dbadger_grpc::Fence>,
+    /// Whether it had caught up when last asked (the readiness rule needs it).
+    pub(crate) readiness: Readiness,
 }
 
 pub(crate) fn remaining(deadline: Instant) -> Duration {
@@ -224,13 +226,18 @@ impl<S: StateMachineStore> Engine for Node<S> {
                 .get_node(&leader)
                 .map(|node| (leader, node.addr.clone()))
         });
+        let committed_index = metrics.local_committed.map_or(0, |id| id.index);
+        let applied_index = metrics.last_applied.map_or(0, |id| id.index);
+        let caught_up = self
+            .readiness
+            .observe(leader.is_some(), applied_index, committed_index);
         NodeStatus {
             id: self.id,
             leader,
             members,
             term: metrics.current_term,
-            committed_index: metrics.local_committed.map_or(0, |id| id.index),
-            applied_index: metrics.last_applied.map_or(0, |id| id.index),
+            committed_index,
+            applied_index,
             last_log_index: metrics.last_log_index.unwrap_or(0),
             snapshot_index: metrics.snapshot.map_or(0, |id| id.index),
             purged_index: metrics.purged.map_or(0, |id| id.index),
@@ -249,6 +256,7 @@ impl<S: StateMachineStore> Engine for Node<S> {
                 .unwrap_or_default(),
             failure: failure_of(&metrics.running_state),
             cluster_id: self.fence.cluster(),
+            caught_up,
         }
     }
 
@@ -302,26 +310,31 @@ impl<S: StateMachineStore> Engine for Node<S> {
 }
 
 impl<S: StateMachineStore> Node<S> {
-    /// [`NodeStatus::is_ready`], read from the metrics in place: no copy of the metrics and no
-    /// member list, since the health service asks on every metrics change. (The health service
-    /// is served on real sockets only.)
+    /// [`NodeStatus::is_ready`], read from openraft's server and data metrics in place (the
+    /// two the health service watches): no copy of the metrics and no member list.
     #[cfg(not(madsim))]
     pub(crate) fn is_ready(&self) -> bool {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow_watched();
-        let leader_known = metrics.current_leader.is_some_and(|leader| {
-            metrics
-                .membership_config
-                .membership()
-                .get_node(&leader)
-                .is_some()
-        });
-        metrics.running_state.is_ok()
-            && crate::node_status::ready(
-                leader_known,
-                metrics.last_applied.map_or(0, |id| id.index),
-                metrics.local_committed.map_or(0, |id| id.index),
+        let leader_known = {
+            let server = self.raft.server_metrics();
+            let server = server.borrow_watched();
+            server.current_leader.is_some_and(|leader| {
+                server
+                    .membership_config
+                    .membership()
+                    .get_node(&leader)
+                    .is_some()
+            })
+        };
+        let (applied, committed) = {
+            let data = self.raft.data_metrics();
+            let data = data.borrow_watched();
+            (
+                data.last_applied.map_or(0, |id| id.index),
+                data.local_committed.map_or(0, |id| id.index),
             )
+        };
+        let running = self.raft.metrics().borrow_watched().running_state.is_ok();
+        running && self.readiness.observe(leader_known, applied, committed)
     }
 
     /// Waits until this node has applied the log up to `index`; a deadline that passes first is

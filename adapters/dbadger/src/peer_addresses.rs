@@ -16,7 +16,8 @@ pub(crate) async fn follow_membership<S: StateMachineStore>(
     raft: Raft<Types, RaftStateMachineStore<S>>,
     addresses: PeerAddresses,
 ) {
-    let mut metrics = raft.metrics();
+    // The server metrics change only with the role, leader, vote or membership.
+    let mut metrics = raft.server_metrics();
     drop(raft);
     let mut seen = None;
     loop {

@@ -45,7 +45,9 @@ pub(crate) fn change(before: Option<Role>, now: Role) -> Option<String> {
 pub(crate) async fn log_role_changes<S: StateMachineStore>(
     raft: Raft<Types, RaftStateMachineStore<S>>,
 ) {
-    let mut metrics = raft.metrics();
+    // The server metrics change only with the role, leader, vote or membership (the full
+    // metrics change on every step of the Raft core).
+    let mut metrics = raft.server_metrics();
     drop(raft);
     let mut logged = None;
     loop {
@@ -54,7 +56,7 @@ pub(crate) async fn log_role_changes<S: StateMachineStore>(
             Role {
                 state: metrics.state,
                 leader: metrics.current_leader,
-                term: metrics.current_term,
+                term: metrics.vote.leader_id.term,
             }
         };
         if let Some(line) = change(logged, now) {

@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use crate::db::Db;
 use crate::metrics::Metrics;
 use crate::node::Node;
+use crate::node_status::Readiness;
 use crate::runtime::Runtime;
 use crate::server::{Listener, Services, StopSignal};
 use crate::start_error::StartError;
@@ -230,6 +231,7 @@ impl Db {
             patience,
             metrics: Arc::clone(&metrics),
             fence: Arc::clone(&fence),
+            readiness: Readiness::default(),
         });
         let stop = StopSignal::new();
         let services = Services {

@@ -161,6 +161,7 @@ mod tests {
             replication: vec![(9, Some(10))],
             failure: None,
             cluster_id: 0,
+            caught_up: true,
         });
         app.log("node started".to_owned());
         app
