@@ -4,7 +4,11 @@
 //! cargo sim-run --release -p dbadger-sim --bin sweep -- --seeds 1..2000 --jobs 2
 //! cargo sim-run --release -p dbadger-sim --bin sweep -- --seed 17 --verbose
 //! cargo sim-run --release -p dbadger-sim --bin sweep -- --seeds 1..200 --recover
+//! cargo sim-run --release -p dbadger-sim --bin sweep -- --seeds 1..400 --jobs 1 --nodes 3
 //! ```
+//!
+//! `--nodes N` runs only the seeds of the range whose cluster starts with N nodes (3 or 5),
+//! for measuring the simulator's speed on one cluster size.
 
 #[cfg(madsim)]
 fn main() -> std::process::ExitCode {
@@ -37,6 +41,7 @@ mod sweep {
         verbose: bool,
         history: Option<String>,
         recover: bool,
+        nodes: Option<usize>,
     }
 
     fn parse() -> Result<Options, String> {
@@ -47,6 +52,7 @@ mod sweep {
             verbose: false,
             history: None,
             recover: false,
+            nodes: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -69,9 +75,12 @@ mod sweep {
                 "--verbose" => options.verbose = true,
                 "--recover" => options.recover = true,
                 "--history" => options.history = Some(value()?),
+                "--nodes" => {
+                    options.nodes = Some(value()?.parse().map_err(|_| "--nodes takes a number")?)
+                }
                 "--help" | "-h" => {
                     return Err(
-                        "usage: sweep [--seed N | --seeds FIRST..END] [--jobs N] [--verbose] [--history FILE] [--recover]"
+                        "usage: sweep [--seed N | --seeds FIRST..END] [--jobs N] [--nodes 3|5] [--verbose] [--history FILE] [--recover]"
                             .into(),
                     );
                 }
@@ -116,6 +125,7 @@ mod sweep {
         };
         let started = Instant::now();
         let next = Arc::new(AtomicU64::new(options.first));
+        let ran = Arc::new(AtomicU64::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let simulated = Arc::new(Mutex::new(0.0_f64));
         let checking = Arc::new(Mutex::new(0.0_f64));
@@ -123,6 +133,7 @@ mod sweep {
         let workers: Vec<_> = (0..options.jobs.max(1))
             .map(|_| {
                 let next = Arc::clone(&next);
+                let ran = Arc::clone(&ran);
                 let failures = Arc::clone(&failures);
                 let simulated = Arc::clone(&simulated);
                 let checking = Arc::clone(&checking);
@@ -131,14 +142,20 @@ mod sweep {
                 let end = options.end;
                 let history_file = options.history.clone();
                 let recover = options.recover;
+                let nodes = options.nodes;
                 std::thread::spawn(move || {
                     loop {
                         let seed = next.fetch_add(1, Ordering::SeqCst);
                         if seed >= end {
                             break;
                         }
+                        let scenario = Scenario::for_seed(seed);
+                        if nodes.is_some_and(|nodes| nodes != scenario.nodes) {
+                            continue;
+                        }
+                        ran.fetch_add(1, Ordering::SeqCst);
                         if recover {
-                            let report = run_recover(&Scenario::for_seed(seed));
+                            let report = run_recover(&scenario);
                             if verbose || !report.violations.is_empty() {
                                 eprintln!(
                                     "recover seed {seed}: {} operations, survivor at index {}",
@@ -156,7 +173,7 @@ mod sweep {
                             }
                             continue;
                         }
-                        let report = run(&Scenario::for_seed(seed));
+                        let report = run(&scenario);
                         if let Some(path) = &history_file {
                             let lines: Vec<String> = report
                                 .history
@@ -198,7 +215,7 @@ mod sweep {
             }
         }
         let elapsed = started.elapsed().as_secs_f64();
-        let seeds = options.end.saturating_sub(options.first);
+        let seeds = ran.load(Ordering::SeqCst);
         let simulated = *simulated.lock().unwrap_or_else(|p| p.into_inner());
         let checking = *checking.lock().unwrap_or_else(|p| p.into_inner());
         if !options.recover {
