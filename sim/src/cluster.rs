@@ -291,6 +291,12 @@ impl Cluster {
             return;
         }
         self.crash(index, false);
+        let seeds: Vec<String> = self
+            .members()
+            .into_iter()
+            .filter(|&member| member != index)
+            .map(|member| self.nodes[member].addr.clone())
+            .collect();
         let moves = self.nodes[index].moves + 1;
         let ip = IpAddr::V4(Ipv4Addr::new(
             10,
@@ -308,7 +314,7 @@ impl Cluster {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             running.start_error = None;
-            running.start = StartMode::Resume;
+            running.start = moved_start(&running.start, seeds);
         }
         let handle = self.boot_host(&name, ip, &running);
         for target in self.directory.members().iter_mut() {
@@ -448,6 +454,18 @@ impl Cluster {
     }
 }
 
+/// How a node that moved to a new address starts: with its command line unchanged, as an
+/// operator's would be, its join seeds pointed at the members' current addresses. A node whose
+/// disk holds a cluster ignores them and announces its new address; one that moved before its
+/// join reached it (its disk still empty) joins again from the new address, where starting it
+/// as a plain resume would leave it waiting for a leader that sends to the old one.
+fn moved_start(configured: &StartMode, seeds: Vec<String>) -> StartMode {
+    match configured {
+        StartMode::Join(_) => StartMode::Join(seeds),
+        _ => StartMode::Resume,
+    }
+}
+
 /// One boot of a node: recover first when asked to, then start on its disk.
 async fn boot(running: &Mutex<Running>, addr: &str, sync: SyncPolicy) -> Result<Db, String> {
     let lock = || {
@@ -496,4 +514,26 @@ async fn boot(running: &Mutex<Running>, addr: &str, sync: SyncPolicy) -> Result<
     Db::start_with_storage(node_config(addr, start), id, log, machine)
         .await
         .map_err(|error| error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_moved_joiner_keeps_joining_through_the_current_members() {
+        let seeds = vec!["10.1.0.2:7400".to_owned()];
+        assert_eq!(
+            moved_start(
+                &StartMode::Join(vec!["10.0.0.2:7400".to_owned()]),
+                seeds.clone()
+            ),
+            StartMode::Join(seeds.clone())
+        );
+        assert_eq!(
+            moved_start(&StartMode::Bootstrap, seeds.clone()),
+            StartMode::Resume
+        );
+        assert_eq!(moved_start(&StartMode::Resume, seeds), StartMode::Resume);
+    }
 }

@@ -46,6 +46,44 @@ pub(crate) fn leave_plan(me: NodeId, members: &[(NodeId, bool)]) -> Leave {
     Leave::Remove
 }
 
+/// Whom a node that restarted at another address asks to record it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Announce<'a> {
+    /// Nobody: it knows no member and has no seed.
+    Nobody,
+    /// It proposes the change itself: it leads, or it is the only member it knows of.
+    Itself,
+    /// These addresses, one after another, which pass the request to the leader.
+    Through(Vec<&'a str>),
+}
+
+/// Whom to ask to record this node's address: the `others` members its log knows of; when it
+/// knows of none and is no member itself, its join `seeds` (without its own address `addr`).
+pub(crate) fn announce_plan<'a>(
+    is_leader: bool,
+    member: bool,
+    others: Vec<&'a str>,
+    seeds: &'a [String],
+    addr: &str,
+) -> Announce<'a> {
+    if !member && others.is_empty() {
+        let seeds: Vec<&str> = seeds
+            .iter()
+            .map(String::as_str)
+            .filter(|seed| *seed != addr)
+            .collect();
+        return if seeds.is_empty() {
+            Announce::Nobody
+        } else {
+            Announce::Through(seeds)
+        };
+    }
+    if is_leader || others.is_empty() {
+        return Announce::Itself;
+    }
+    Announce::Through(others)
+}
+
 impl<S: StateMachineStore> Node<S> {
     /// Removes this node from the cluster (a leader hands its leadership to another voter
     /// first). Returns whether it left: `false` when it was not a member or is the only one.
@@ -75,11 +113,12 @@ impl<S: StateMachineStore> Node<S> {
     /// never an add): a node removed while it was down, or one whose own log does not show it
     /// as a member yet (it restarted before the entry that added it reached it), is not added
     /// by its announcement. The leader still sends to the old address, so this node may not
-    /// know who leads: it asks the members it knows of, which pass the request on; a leader
-    /// (of others, or alone after a recovery) records its own address, as the others would
-    /// forward to the old one. A node that is not a member asks again now and then, as the
-    /// entry that adds it may still be on its way.
-    pub(crate) async fn announce_address(&self) {
+    /// know who leads: it asks the members it knows of, which pass the request on, or, when
+    /// its log names none (it had heard from a leader but received no entry yet), its join
+    /// `seeds`; a leader (of others, or alone after a recovery) records its own address, as
+    /// the others would forward to the old one. A node that is not a member asks again now
+    /// and then, as the entry that adds it may still be on its way.
+    pub(crate) async fn announce_address(&self, seeds: Vec<String>) {
         loop {
             let status = crate::node::Engine::status(self);
             if status.failure.is_some() || status.state == "shutdown" {
@@ -88,27 +127,27 @@ impl<S: StateMachineStore> Node<S> {
             if self.committed_address().as_deref() == Some(self.addr.as_str()) {
                 return;
             }
-            let me = status.members.iter().find(|(id, _, _)| *id == self.id);
-            let others: Vec<&String> = status
+            let member = status.members.iter().any(|(id, _, _)| *id == self.id);
+            let others: Vec<&str> = status
                 .members
                 .iter()
                 .filter(|(id, _, _)| *id != self.id)
-                .map(|(_, addr, _)| addr)
+                .map(|(_, addr, _)| addr.as_str())
                 .collect();
-            if me.is_none() && others.is_empty() {
-                return;
-            }
-            let recorded = if status.is_leader || others.is_empty() {
-                let change = MembershipChange::RecordAddress {
-                    id: self.id,
-                    addr: self.addr.clone(),
-                };
-                let deadline = Instant::now() + self.request_timeout;
-                self.change_membership_routed(change, deadline, true)
-                    .await
-                    .is_ok()
-            } else {
-                self.record_address_through(&others).await
+            let recorded = match announce_plan(status.is_leader, member, others, &seeds, &self.addr)
+            {
+                Announce::Nobody => return,
+                Announce::Itself => {
+                    let change = MembershipChange::RecordAddress {
+                        id: self.id,
+                        addr: self.addr.clone(),
+                    };
+                    let deadline = Instant::now() + self.request_timeout;
+                    self.change_membership_routed(change, deadline, true)
+                        .await
+                        .is_ok()
+                }
+                Announce::Through(peers) => self.record_address_through(&peers).await,
             };
             if recorded {
                 tracing::info!(addr = %self.addr, "the cluster recorded this node's address");
@@ -136,7 +175,7 @@ impl<S: StateMachineStore> Node<S> {
     }
 
     /// Asks `others`, one after another, to have the leader record this node's address.
-    async fn record_address_through(&self, others: &[&String]) -> bool {
+    async fn record_address_through(&self, others: &[&str]) -> bool {
         for member in others {
             match self
                 .forwarder
@@ -210,6 +249,40 @@ mod tests {
         assert_eq!(leave_plan(1, &[(1, true)]), Leave::Alone);
         assert_eq!(leave_plan(1, &[(1, true), (2, true)]), Leave::Remove);
         assert_eq!(leave_plan(2, &[(1, true), (2, false)]), Leave::Remove);
+    }
+
+    #[test]
+    fn an_address_is_announced_through_members_then_seeds() {
+        let seeds = vec!["10.0.0.1:7400".to_owned(), "10.0.0.9:7400".to_owned()];
+        let me = "10.0.0.9:7400";
+        assert_eq!(
+            announce_plan(false, true, vec!["10.0.0.2:7400"], &seeds, me),
+            Announce::Through(vec!["10.0.0.2:7400"])
+        );
+        assert_eq!(
+            announce_plan(true, true, vec!["10.0.0.2:7400"], &seeds, me),
+            Announce::Itself
+        );
+        assert_eq!(
+            announce_plan(false, true, vec![], &seeds, me),
+            Announce::Itself
+        );
+        assert_eq!(
+            announce_plan(false, false, vec!["10.0.0.2:7400"], &seeds, me),
+            Announce::Through(vec!["10.0.0.2:7400"])
+        );
+        assert_eq!(
+            announce_plan(false, false, vec![], &seeds, me),
+            Announce::Through(vec!["10.0.0.1:7400"])
+        );
+        assert_eq!(
+            announce_plan(false, false, vec![], &[], me),
+            Announce::Nobody
+        );
+        assert_eq!(
+            announce_plan(false, false, vec![], &seeds[1..], me),
+            Announce::Nobody
+        );
     }
 
     #[test]

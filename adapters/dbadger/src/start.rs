@@ -297,7 +297,11 @@ impl Db {
             _ if initialized => {
                 // Restarted with another address: tell the cluster, in the background (until
                 // the membership has it, the leader reaches this node at the old address).
-                tokio::spawn(async move { node.announce_address().await });
+                let seeds = match &config.start {
+                    StartMode::Join(seeds) => seeds.clone(),
+                    _ => Vec::new(),
+                };
+                tokio::spawn(async move { node.announce_address(seeds).await });
             }
             _ => {}
         }
