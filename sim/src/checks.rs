@@ -223,7 +223,10 @@ pub fn local_reads(records: &[Record]) -> Vec<String> {
                     String::from_utf8_lossy(key)
                 ));
             }
-            seen.entry((record.node, record.boot, key.clone()))
+            let Some(boot) = record.boot else {
+                continue;
+            };
+            seen.entry((record.node, boot, key.clone()))
                 .or_default()
                 .push((record.invoke, record.complete, *revision));
         }

@@ -26,6 +26,9 @@ struct Running {
     recover_as: Option<u64>,
     db: Option<Db>,
     boot: u64,
+    /// How many times its process has started, counted as each starts (before its boot
+    /// completes: a node serves requests while it starts, a join for one).
+    processes: u64,
     start_error: Option<String>,
 }
 
@@ -38,6 +41,7 @@ impl Running {
             recover_as: None,
             db: None,
             boot: 0,
+            processes: 0,
             start_error: None,
         }
     }
@@ -105,10 +109,10 @@ impl SimNode {
 /// that elections, snapshots and installs happen within seconds of simulated time.
 ///
 /// The heartbeat timeout (300 ms, elections after 300 to 450 ms of silence) and the commit
-/// timeout (30 ms, also the heartbeat interval) are twice and three times what they were: each
-/// heartbeat is a simulated RPC with its timers, so they set how fast a seed runs (1.6x
-/// faster, docs/simulation.md's Speed), while every recovery path and fault class is still
-/// reached by more than 5% of the CI seeds (the suite checks it).
+/// timeout (30 ms, also the heartbeat interval) are chosen for speed: each heartbeat is a
+/// simulated RPC with its timers, and with 150 ms and 10 ms seeds ran 1.6x slower
+/// (docs/simulation.md, Speed). Every recovery path and fault class is still reached by more
+/// than 5% of the CI seeds (the suite checks it).
 pub fn node_config(addr: &str, start: StartMode) -> Config {
     Config {
         bind: addr.to_owned(),
@@ -136,12 +140,12 @@ pub struct Target {
 }
 
 impl Target {
-    /// How many times the node has booted so far.
-    pub fn boot(&self) -> u64 {
+    /// How many times the node's process has started so far: which process answers now.
+    pub fn process(&self) -> u64 {
         self.running
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .boot
+            .processes
     }
 }
 
@@ -257,6 +261,10 @@ impl Cluster {
                 let running = Arc::clone(&running);
                 let addr = addr.clone();
                 async move {
+                    running
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner())
+                        .processes += 1;
                     let outcome = boot(&running, &addr, sync).await;
                     {
                         let mut running = running

@@ -191,8 +191,9 @@ pub struct Record {
     pub client: u64,
     /// The index of the node it was sent to.
     pub node: usize,
-    /// The boot of that node when the reply came (for per-process checks of Local reads).
-    pub boot: u64,
+    /// Which process of that node answered (for per-process checks of Local reads): its
+    /// start count, known when the node did not restart during the call.
+    pub boot: Option<u64>,
     /// Simulated nanoseconds since the start, at invocation.
     pub invoke: u64,
     /// Simulated nanoseconds since the start, at return.

@@ -11,7 +11,7 @@ use madsim::runtime::Handle;
 use madsim::time::sleep;
 
 use crate::client::{self, KEYS, Known};
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Target};
 use crate::history::{History, Preference, Record, Reply, Request};
 use crate::scope;
 
@@ -81,13 +81,14 @@ pub(crate) fn start_clients(
                         continue;
                     };
                     let invoke = since_start();
+                    let process = target.process();
                     let reply = client::send(&target.addr, &request).await;
                     let complete = since_start();
                     remember(&mut known, &request, &reply);
                     history.push(Record {
                         client,
                         node: target.index,
-                        boot: target.boot(),
+                        boot: answered_by(&target, process),
                         invoke,
                         complete,
                         request,
@@ -98,6 +99,12 @@ pub(crate) fn start_clients(
             })
         })
         .collect()
+}
+
+/// The process of `target` that answered a call made while `process` ran: known only when
+/// the node did not restart during the call (a reply sent before a crash can arrive after it).
+fn answered_by(target: &Target, process: u64) -> Option<u64> {
+    (target.process() == process).then_some(process)
 }
 
 /// Reads every key through the leader, retrying until one answer per key comes back.
@@ -120,12 +127,13 @@ pub(crate) async fn final_reads(cluster: &Cluster, history: &History) {
                     preference: Preference::Leader,
                 };
                 let invoke = since_start();
+                let process = target.process();
                 let reply = client::send(&target.addr, &request).await;
                 let answered = matches!(reply, Reply::Read(_));
                 history.push(Record {
                     client: u64::MAX,
                     node: target.index,
-                    boot: target.boot(),
+                    boot: answered_by(&target, process),
                     invoke,
                     complete: since_start(),
                     request,
