@@ -55,10 +55,12 @@ const MINIMUM_REACH: f64 = 0.05;
 /// - 130845: a joiner that moved before hearing from anyone was booted without its join seeds
 ///   and never joined again (a harness fix: a moved node keeps its command line);
 /// - 144584: a Local read answered just before a move's crash arrived after the new process
-///   had booted and was counted as that process's (a harness fix).
-const REGRESSION_SEEDS: [u64; 23] = [
+///   had booted and was counted as that process's (a harness fix);
+/// - 149784: a member retrying a dead joiner's join moved the node back to its old address,
+///   after the node's new process had announced the new one.
+const REGRESSION_SEEDS: [u64; 24] = [
     277, 52, 127, 178, 211, 1600, 1029, 4076, 4958, 307, 512, 1873, 2075, 2208, 3194, 3374, 107265,
-    108088, 112412, 133580, 137181, 130845, 144584,
+    108088, 112412, 133580, 137181, 130845, 144584, 149784,
 ];
 
 fn check(seeds: impl IntoIterator<Item = u64>) -> Vec<Report> {

@@ -46,6 +46,8 @@ fn finished_if_changed(attempt: Attempt<Step>) -> Attempt<Step> {
 /// The leader's view of its membership, copied out of the metrics.
 struct MembershipView {
     members: BTreeMap<NodeId, (String, bool)>,
+    /// The members whose replication progress holds a matching entry.
+    acknowledged: BTreeSet<NodeId>,
     /// The voters of an unfinished joint configuration's new set ([`unfinished_joint`]).
     joint_target: Option<BTreeSet<NodeId>>,
 }
@@ -55,6 +57,7 @@ impl MembershipView {
         self.members.get(&id).map(|(addr, voter)| Member {
             addr,
             voter: *voter,
+            acknowledged: self.acknowledged.contains(&id),
         })
     }
 
@@ -129,9 +132,17 @@ impl<S: StateMachineStore> Node<S> {
             .nodes()
             .map(|(id, node)| (*id, (node.addr.clone(), voters.contains(id))))
             .collect();
+        let acknowledged = metrics
+            .replication
+            .iter()
+            .flatten()
+            .filter(|(_, matched)| matched.is_some())
+            .map(|(id, _)| *id)
+            .collect();
         let joint_target = unfinished_joint(membership.get_joint_config());
         Ok(MembershipView {
             members,
+            acknowledged,
             joint_target,
         })
     }

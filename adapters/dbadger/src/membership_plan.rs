@@ -46,6 +46,9 @@ pub(crate) struct Member<'a> {
     pub(crate) addr: &'a str,
     /// Whether it votes.
     pub(crate) voter: bool,
+    /// Whether it has acknowledged an entry of this leader's log (its replication progress
+    /// holds a matching entry): it runs, and heard from the leader at its recorded address.
+    pub(crate) acknowledged: bool,
 }
 
 /// The next step of adding a node (or of promoting a learner).
@@ -66,6 +69,10 @@ pub(crate) enum AddStep {
 /// membership before. Recording the request's address is only ever its first change: once it
 /// has added (or moved) the member, another address there was recorded since by a newer
 /// request (the node restarted elsewhere and said so), and a stale add must not move it back.
+/// Nor does an add move a member that has acknowledged entries at its recorded address: the
+/// add may be a retry, by a member forwarding it, of the join of a process that has since
+/// moved and announced its new address; a running node's address changes by its own
+/// announcement ([`next_address_step`]).
 pub(crate) fn next_add_step(
     id: NodeId,
     existing: Option<Member<'_>>,
@@ -79,7 +86,7 @@ pub(crate) fn next_add_step(
         }
         return Ok(AddStep::AddLearner);
     };
-    if !addr.is_empty() && member.addr != addr && !changed_already {
+    if !addr.is_empty() && member.addr != addr && !changed_already && !member.acknowledged {
         return Ok(AddStep::UpdateAddress);
     }
     match (member.voter, learner_only) {
@@ -190,11 +197,46 @@ mod tests {
     use super::*;
 
     fn voter(addr: &str) -> Option<Member<'_>> {
-        Some(Member { addr, voter: true })
+        Some(Member {
+            addr,
+            voter: true,
+            acknowledged: false,
+        })
     }
 
     fn learner(addr: &str) -> Option<Member<'_>> {
-        Some(Member { addr, voter: false })
+        Some(Member {
+            addr,
+            voter: false,
+            acknowledged: false,
+        })
+    }
+
+    fn heard_from(member: Option<Member<'_>>) -> Option<Member<'_>> {
+        member.map(|member| Member {
+            acknowledged: true,
+            ..member
+        })
+    }
+
+    #[test]
+    fn an_add_does_not_move_a_member_that_acknowledged_entries() {
+        assert_eq!(
+            next_add_step(2, heard_from(learner("b:2")), "b:1", false, false),
+            Ok(AddStep::Promote)
+        );
+        assert_eq!(
+            next_add_step(2, heard_from(voter("b:2")), "b:1", false, false),
+            Ok(AddStep::Nothing)
+        );
+        assert_eq!(
+            next_add_step(2, heard_from(learner("b:2")), "b:1", true, false),
+            Ok(AddStep::Nothing)
+        );
+        assert_eq!(
+            next_address_step(2, heard_from(voter("b:2")), "b:1"),
+            Ok(AddStep::UpdateAddress)
+        );
     }
 
     #[test]
