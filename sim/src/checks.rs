@@ -1,5 +1,5 @@
 //! The checks on a finished run's history: linearizability of writes and Leader reads, per key;
-//! Local reads never invent a value and never go backwards within one boot of a node; and the
+//! Local reads never invent a value and never go backwards within one process of a node; and the
 //! revisions the run returned fit one log ([`crate::revisions`]).
 //!
 //! Multi-key operations are projected on each key they touch (`set_many` is a write of each of
@@ -184,10 +184,10 @@ pub fn answers_in_scope(records: &[Record]) -> Vec<String> {
     violations
 }
 
-/// A node, one of its boots, and a key.
-type NodeBootKey = (usize, u64, Vec<u8>);
+/// A node, one of its processes, and a key.
+type NodeProcessKey = (usize, u64, Vec<u8>);
 
-/// Local reads return only values some write tried to store, and on one node within one boot
+/// Local reads return only values some write tried to store, and on one node within one process
 /// the revision of a key never goes back for reads ordered in real time.
 pub fn local_reads(records: &[Record]) -> Vec<String> {
     let mut written: BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>> = BTreeMap::new();
@@ -200,8 +200,8 @@ pub fn local_reads(records: &[Record]) -> Vec<String> {
         }
     }
     let mut violations = Vec::new();
-    // (node, boot, key) -> (invoke, completion, revision) of found local reads.
-    let mut seen: BTreeMap<NodeBootKey, Vec<(u64, u64, u64)>> = BTreeMap::new();
+    // (node, process, key) -> (invoke, completion, revision) of found local reads.
+    let mut seen: BTreeMap<NodeProcessKey, Vec<(u64, u64, u64)>> = BTreeMap::new();
     for record in records {
         let (Some(Preference::Local), Reply::Read(found)) =
             (record.request.preference(), &record.reply)
@@ -223,20 +223,20 @@ pub fn local_reads(records: &[Record]) -> Vec<String> {
                     String::from_utf8_lossy(key)
                 ));
             }
-            let Some(boot) = record.boot else {
+            let Some(process) = record.process else {
                 continue;
             };
-            seen.entry((record.node, boot, key.clone()))
+            seen.entry((record.node, process, key.clone()))
                 .or_default()
                 .push((record.invoke, record.complete, *revision));
         }
     }
-    for ((node, boot, key), reads) in seen {
+    for ((node, process, key), reads) in seen {
         for earlier in &reads {
             for later in &reads {
                 if earlier.1 < later.0 && later.2 < earlier.2 {
                     violations.push(format!(
-                        "local reads on node {} (boot {boot}) of {:?} went back from revision {} to {}",
+                        "local reads on node {} (process {process}) of {:?} went back from revision {} to {}",
                         node + 1,
                         String::from_utf8_lossy(&key),
                         earlier.2,

@@ -193,7 +193,7 @@ pub struct Record {
     pub node: usize,
     /// Which process of that node answered (for per-process checks of Local reads): its
     /// start count, known when the node did not restart during the call.
-    pub boot: Option<u64>,
+    pub process: Option<u64>,
     /// Simulated nanoseconds since the start, at invocation.
     pub invoke: u64,
     /// Simulated nanoseconds since the start, at return.

@@ -489,7 +489,7 @@ mod tests {
         Record {
             client: 0,
             node: 0,
-            boot: Some(1),
+            process: Some(1),
             invoke,
             complete,
             request,

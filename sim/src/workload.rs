@@ -88,7 +88,7 @@ pub(crate) fn start_clients(
                     history.push(Record {
                         client,
                         node: target.index,
-                        boot: answered_by(&target, process),
+                        process: answered_by(&target, process),
                         invoke,
                         complete,
                         request,
@@ -133,7 +133,7 @@ pub(crate) async fn final_reads(cluster: &Cluster, history: &History) {
                 history.push(Record {
                     client: u64::MAX,
                     node: target.index,
-                    boot: answered_by(&target, process),
+                    process: answered_by(&target, process),
                     invoke,
                     complete: since_start(),
                     request,
